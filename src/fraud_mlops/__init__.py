@@ -1,0 +1,1 @@
+"""Card-fraud detection MLOps library."""

@@ -1,0 +1,39 @@
+"""Shared fixtures: one local SparkSession for the whole test run, a temporary lakehouse."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("SPARK_MASTER", "local[2]")
+os.environ.setdefault("SPARK_SHUFFLE_PARTITIONS", "2")
+os.environ.setdefault("SPARK_DRIVER_MEMORY", "2g")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_LANDING = REPO_ROOT / "data" / "transactions"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from fraud_mlops.spark import get_spark
+
+    session = get_spark("fraud-mlops-tests")
+    yield session
+
+
+@pytest.fixture()
+def lakehouse(spark, tmp_path, monkeypatch):
+    """A :class:`Lakehouse` on the delta-rs backend in a fresh temporary folder."""
+    from fraud_mlops.config import LakehouseConfig
+    from fraud_mlops.lakehouse import Lakehouse
+
+    root = tmp_path / "lakehouse"
+    monkeypatch.setenv("FRAUD_MLOPS_LOCAL_ROOT", str(root))
+    monkeypatch.delenv("FRAUD_MLOPS_TABLE_BACKEND", raising=False)
+    return Lakehouse(spark, LakehouseConfig.from_env("fraud_test", "fraud"))
