@@ -151,10 +151,15 @@ class Lakehouse:
             return
         df.write.format("delta").mode("append").saveAsTable(ref.full_name)
 
-    def merge(self, name: str, df: DataFrame, keys: list[str]) -> dict[str, int]:
+    def merge(
+        self, name: str, df: DataFrame, keys: list[str], update_condition: str | None = None
+    ) -> dict[str, int]:
         """Upsert ``df`` into the table on ``keys``: matched rows are updated, others inserted.
 
         The table is created from ``df`` when missing. ``df`` must hold at most one row per key.
+        ``update_condition`` (a SQL predicate over the aliases ``t``, the table, and ``s``, the new
+        rows) limits updates to matched rows that satisfy it, so that a re-run with unchanged input
+        rewrites nothing.
 
         Returns:
             ``{"inserted": n, "updated": m}``.
@@ -170,7 +175,7 @@ class Lakehouse:
             metrics: dict[str, Any] = (
                 DeltaTable(str(ref.path))
                 .merge(_to_arrow(df), predicate=condition, source_alias="s", target_alias="t")
-                .when_matched_update_all()
+                .when_matched_update_all(predicate=update_condition)
                 .when_not_matched_insert_all()
                 .execute()
             )
@@ -182,7 +187,8 @@ class Lakehouse:
         df.createOrReplaceTempView(view)
         row = self.spark.sql(
             f"MERGE INTO {ref.full_name} t USING {view} s ON {condition} "
-            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+            + (f"WHEN MATCHED AND ({update_condition}) " if update_condition else "WHEN MATCHED ")
+            + "THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
         ).collect()
         result = row[0].asDict() if row else {}
         return {
