@@ -81,7 +81,7 @@ class LakehouseConfig:
     local_root: Path | None = None
 
     @classmethod
-    def from_env(cls, catalog: str, schema: str) -> "LakehouseConfig":
+    def from_env(cls, catalog: str, schema: str) -> LakehouseConfig:
         """Build the config for this process: Spark Delta on Databricks, delta-rs elsewhere.
 
         ``FRAUD_MLOPS_TABLE_BACKEND`` overrides the choice; ``FRAUD_MLOPS_LOCAL_ROOT`` sets the local

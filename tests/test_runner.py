@@ -1,0 +1,494 @@
+"""The local job runner and the fraud-mlops CLI, with fake entry points (no Spark, no MLflow)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fraud_mlops import cli, runner, runtime
+from fraud_mlops.bundle import BundleError, load_bundle
+from fraud_mlops.runner import (
+    EXCLUDED,
+    FAILED,
+    SKIPPED,
+    SUCCESS,
+    RunnerError,
+    evaluate_condition,
+    resolve_entry_point,
+    run_job,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeEntryPoints:
+    """A resolver returning fake task functions that record their argv (and may set task values)."""
+
+    def __init__(self, behaviours: dict[str, Any] | None = None) -> None:
+        self.behaviours = behaviours or {}
+        self.calls: list[tuple[str, list[str]]] = []
+        self.task_keys: list[str] = []
+
+    def __call__(self, package_name: str, entry_point: str):
+        assert package_name == "fraud_mlops" or package_name == "pkg"
+
+        def fake(argv: list[str] | None = None) -> dict[str, Any]:
+            self.calls.append((entry_point, list(argv or [])))
+            self.task_keys.append(runtime.CURRENT_TASK_KEY[0])
+            behaviour = self.behaviours.get(entry_point)
+            if callable(behaviour):
+                return behaviour(argv)
+            return {"entry_point": entry_point, "n_args": len(argv or [])}
+
+        return fake
+
+    @property
+    def order(self) -> list[str]:
+        return [ep for ep, _ in self.calls]
+
+    def argv(self, entry_point: str) -> list[str]:
+        return next(a for ep, a in self.calls if ep == entry_point)
+
+
+def _repo_bundle(target: str = "dev", **overrides: str):
+    return load_bundle(REPO_ROOT, target, overrides, env={}, user_name="alice@example.com")
+
+
+def _mini_bundle(tmp_path: Path, jobs_yaml: str, target: str = "t"):
+    (tmp_path / "databricks.yml").write_text(textwrap.dedent("""\
+        bundle:
+          name: mini
+        include: [resources/*.yml]
+        targets:
+          t:
+            default: true
+        """), encoding="utf-8")
+    (tmp_path / "resources").mkdir(exist_ok=True)
+    (tmp_path / "resources" / "jobs.yml").write_text(textwrap.dedent(jobs_yaml), encoding="utf-8")
+    return load_bundle(tmp_path, target, {}, env={})
+
+
+def _wheel(key: str, ep: str, deps: list[str] | None = None, **named: str) -> str:
+    lines = [f"        - task_key: {key}"]
+    if deps:
+        lines.append("          depends_on: [" + ", ".join(f"{{task_key: {d}}}" for d in deps) + "]")
+    lines += ["          python_wheel_task:", "            package_name: pkg", f"            entry_point: {ep}"]
+    if named:
+        lines.append("            named_parameters:")
+        lines += [f"              {k}: \"{v}\"" for k, v in named.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _job(name: str, tasks: str, params: dict[str, str] | None = None) -> str:
+    text = f"    {name}:\n      name: {name}\n"
+    if params:
+        text += "      parameters:\n" + "".join(
+            f"        - name: {k}\n          default: \"{v}\"\n" for k, v in params.items())
+    return text + "      tasks:\n" + tasks
+
+
+def _jobs(*jobs: str) -> str:
+    return "resources:\n  jobs:\n" + "".join(jobs)
+
+
+def _quiet(lines: list[str] | None = None):
+    return (lambda line: lines.append(line)) if lines is not None else (lambda line: None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Our jobs, with fake entry points
+
+
+def test_ingestion_runs_in_order_with_exactly_the_declared_parameters():
+    fakes = FakeEntryPoints()
+    lines: list[str] = []
+    result = run_job(_repo_bundle(), "ingestion", {"file_pattern": "2018-*.csv.gz"},
+                     resolve_entry_point=fakes, log=_quiet(lines))
+    assert result.ok and result.status == SUCCESS
+    assert fakes.order == ["fraud-bronze", "fraud-silver", "fraud-gold"]
+    assert fakes.task_keys == ["bronze", "silver", "gold"]
+    assert fakes.argv("fraud-bronze") == [
+        "--catalog=fraud_dev", "--schema=fraud",
+        "--landing_path=/Volumes/fraud_dev/fraud/landing/transactions", "--file_pattern=2018-*.csv.gz"]
+    assert fakes.argv("fraud-silver") == ["--catalog=fraud_dev", "--schema=fraud"]
+    assert fakes.argv("fraud-gold") == ["--catalog=fraud_dev", "--schema=fraud", "--label_delay_days=7"]
+    assert [t.status for t in result.tasks.values()] == [SUCCESS] * 3
+    assert result.tasks["bronze"].result == {"entry_point": "fraud-bronze", "n_args": 4}
+    assert result.parameters["file_pattern"] == "2018-*.csv.gz"
+    assert any("START    bronze: fraud-bronze --catalog=fraud_dev" in line for line in lines)
+    assert any(line.startswith("[ingestion] SUCCESS  gold in ") for line in lines)
+    as_dict = result.to_dict()
+    assert json.loads(json.dumps(as_dict))["tasks"]["gold"]["status"] == SUCCESS
+
+
+def test_training_parameters_and_target():
+    fakes = FakeEntryPoints()
+    result = run_job(_repo_bundle("staging"), "training", {"n_estimators": 50},
+                     resolve_entry_point=fakes, log=_quiet())
+    assert result.ok
+    assert fakes.order == ["fraud-train", "fraud-validate", "fraud-promote"]
+    train = fakes.argv("fraud-train")
+    assert "--n_estimators=50" in train and "--catalog=fraud_staging" in train
+    assert "--experiment_name=/Shared/fraud-mlops/staging/fraud-detector" in train
+    assert "--model_name=fraud_staging.fraud.fraud_detector" in train
+    assert "--train_start=" in train
+    assert fakes.argv("fraud-validate")[-3:] == [
+        "--min_average_precision=0.3", "--min_roc_auc=0.75", "--max_ap_degradation=0.02"]
+    assert fakes.argv("fraud-promote") == [
+        "--catalog=fraud_staging", "--schema=fraud", "--model_name=fraud_staging.fraud.fraud_detector"]
+
+
+def test_unknown_job_parameter_is_an_error_before_anything_runs():
+    fakes = FakeEntryPoints()
+    with pytest.raises(RunnerError, match=r"no parameter\(s\) 'n_trees'.*n_estimators"):
+        run_job(_repo_bundle(), "training", {"n_trees": "5"}, resolve_entry_point=fakes, log=_quiet())
+    assert fakes.calls == []
+    with pytest.raises(BundleError, match="unknown job"):
+        run_job(_repo_bundle(), "nope", resolve_entry_point=fakes, log=_quiet())
+
+
+def _monitor_setting(retrain: Any):
+    def monitor(argv):
+        runtime.set_task_value("retrain", retrain)
+        runtime.set_task_value("max_psi", 0.31)
+        return {"retrain": retrain}
+    return monitor
+
+
+def test_monitoring_retrain_value_triggers_training_job():
+    fakes = FakeEntryPoints({"fraud-monitor": _monitor_setting(True)})
+    result = run_job(_repo_bundle(), "monitoring", {"catalog": "other_cat"},
+                     resolve_entry_point=fakes, log=_quiet())
+    assert result.ok
+    assert fakes.order == ["fraud-monitor", "fraud-train", "fraud-validate", "fraud-promote"]
+    assert result.tasks["monitor"].values == {"retrain": True, "max_psi": 0.31}
+    check = result.tasks["retrain_check"]
+    assert check.status == SUCCESS and check.outcome == "true"
+    assert check.result == {"left": "true", "op": "EQUAL_TO", "right": "true", "outcome": "true"}
+    retrain = result.tasks["retrain"]
+    assert retrain.status == SUCCESS
+    assert retrain.result["job_key"] == "training" and retrain.result["ok"] is True
+    # the job_parameters of the run_job_task reach the training job
+    assert "--catalog=other_cat" in fakes.argv("fraud-train")
+    assert "--model_name=fraud_dev.fraud.fraud_detector" in fakes.argv("fraud-promote")
+    assert retrain.result["parameters"]["catalog"] == "other_cat"
+    assert retrain.result["parameters"]["n_estimators"] == "300"
+
+
+def test_monitoring_without_retrain_excludes_the_retrain_task():
+    fakes = FakeEntryPoints({"fraud-monitor": _monitor_setting(False)})
+    result = run_job(_repo_bundle(), "monitoring", resolve_entry_point=fakes, log=_quiet())
+    assert result.ok
+    assert fakes.order == ["fraud-monitor"]
+    assert result.tasks["retrain_check"].outcome == "false"
+    assert result.tasks["retrain"].status == EXCLUDED
+    assert "outcome is 'false', needs 'true'" in result.tasks["retrain"].reason
+
+
+def test_missing_task_value_fails_the_condition():
+    fakes = FakeEntryPoints()  # monitor sets no task value
+    result = run_job(_repo_bundle(), "monitoring", resolve_entry_point=fakes, log=_quiet())
+    assert not result.ok
+    assert result.tasks["retrain_check"].status == FAILED
+    assert "did not set task value 'retrain'" in result.tasks["retrain_check"].error
+    assert result.tasks["retrain"].status == SKIPPED
+    assert result.failed_tasks == ["retrain_check"] and result.skipped_tasks == ["retrain"]
+
+
+def test_failing_task_fails_job_and_skips_dependants():
+    def boom(argv):
+        raise RuntimeError("landing folder is empty")
+
+    fakes = FakeEntryPoints({"fraud-bronze": boom})
+    lines: list[str] = []
+    result = run_job(_repo_bundle(), "ingestion", resolve_entry_point=fakes, log=_quiet(lines))
+    assert not result.ok and result.status == FAILED
+    assert fakes.order == ["fraud-bronze"]
+    bronze = result.tasks["bronze"]
+    assert bronze.status == FAILED
+    assert bronze.error == "RuntimeError: landing folder is empty"
+    assert "Traceback" in bronze.traceback
+    assert result.tasks["silver"].status == SKIPPED
+    assert result.tasks["gold"].status == SKIPPED
+    assert "upstream bronze failed" in result.tasks["silver"].reason
+    assert "upstream silver skipped" in result.tasks["gold"].reason
+    assert any("FAILED   bronze" in line and "landing folder is empty" in line for line in lines)
+    assert any("run " in line and "FAILED in" in line for line in lines)
+
+
+def test_failed_nested_job_fails_the_run_job_task():
+    def bad_validate(argv):
+        raise ValueError("candidate below min_average_precision")
+
+    fakes = FakeEntryPoints({"fraud-monitor": _monitor_setting(True), "fraud-validate": bad_validate})
+    result = run_job(_repo_bundle(), "monitoring", resolve_entry_point=fakes, log=_quiet())
+    assert not result.ok
+    retrain = result.tasks["retrain"]
+    assert retrain.status == FAILED
+    assert "job 'training'" in retrain.error and "validate FAILED" in retrain.error
+    assert retrain.result["tasks"]["promote"]["status"] == SKIPPED
+
+
+def test_task_values_are_scoped_per_run():
+    runtime.LOCAL_TASK_VALUES.clear()
+    runtime.LOCAL_TASK_VALUES["stale"] = {"retrain": True}
+    runtime.CURRENT_TASK_KEY[0] = "local"
+    seen: dict[str, Any] = {}
+
+    def train(argv):
+        seen["values_in_child"] = {k: dict(v) for k, v in runtime.LOCAL_TASK_VALUES.items()}
+        runtime.set_task_value("run_id", "abc")
+        return {}
+
+    fakes = FakeEntryPoints({"fraud-monitor": _monitor_setting(True), "fraud-train": train})
+    result = run_job(_repo_bundle(), "monitoring", resolve_entry_point=fakes, log=_quiet())
+    assert result.ok
+    assert seen["values_in_child"] == {}  # the nested training run starts with no values
+    assert result.tasks["retrain"].result["tasks"]["train"]["values"] == {"run_id": "abc"}
+    # the caller's values and task key are restored afterwards
+    assert runtime.LOCAL_TASK_VALUES == {"stale": {"retrain": True}}
+    assert runtime.CURRENT_TASK_KEY[0] == "local"
+    runtime.LOCAL_TASK_VALUES.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Runner semantics on small jobs
+
+
+def test_topological_order_follows_depends_on_not_file_order(tmp_path):
+    tasks = (_wheel("d", "ep-d", ["b", "c"]) + _wheel("c", "ep-c", ["a"]) + _wheel("b", "ep-b", ["a"])
+             + _wheel("a", "ep-a"))
+    b = _mini_bundle(tmp_path, _jobs(_job("diamond", tasks)))
+    fakes = FakeEntryPoints()
+    result = run_job(b, "diamond", resolve_entry_point=fakes, log=_quiet())
+    assert result.ok
+    assert fakes.order == ["ep-a", "ep-c", "ep-b", "ep-d"]  # ties: file order (c before b)
+    assert list(result.tasks) == ["a", "c", "b", "d"]
+
+
+def test_cycle_detection(tmp_path):
+    tasks = _wheel("a", "ep-a", ["c"]) + _wheel("b", "ep-b", ["a"]) + _wheel("c", "ep-c", ["b"]) + _wheel("z", "z")
+    b = _mini_bundle(tmp_path, _jobs(_job("loop", tasks)))
+    fakes = FakeEntryPoints()
+    with pytest.raises(RunnerError, match=r"dependency cycle: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)"):
+        run_job(b, "loop", resolve_entry_point=fakes, log=_quiet())
+    assert fakes.calls == []
+
+
+def test_unknown_dependency_and_duplicate_keys(tmp_path):
+    tasks = _wheel("a", "ep-a", ["ghost"]) + _wheel("a", "ep-a2")
+    b = _mini_bundle(tmp_path, _jobs(_job("bad", tasks)))
+    with pytest.raises(RunnerError) as err:
+        run_job(b, "bad", resolve_entry_point=FakeEntryPoints(), log=_quiet())
+    assert "unknown task 'ghost'" in str(err.value) and "'a' is used twice" in str(err.value)
+
+
+def test_undeclared_job_parameter_reference_is_rejected(tmp_path):
+    tasks = _wheel("a", "ep-a", catalog="{{job.parameters.catalog}}", other="{{job.parameters.missing}}")
+    b = _mini_bundle(tmp_path, _jobs(_job("refs", tasks, {"catalog": "c"})))
+    with pytest.raises(RunnerError, match="job parameter 'missing' is not declared"):
+        run_job(b, "refs", resolve_entry_point=FakeEntryPoints(), log=_quiet())
+
+
+def test_task_value_reference_must_be_upstream(tmp_path):
+    tasks = _wheel("a", "ep-a") + _wheel("b", "ep-b", x="{{tasks.a.values.k}}")
+    b = _mini_bundle(tmp_path, _jobs(_job("refs", tasks)))
+    with pytest.raises(RunnerError, match="task 'a' is not upstream"):
+        run_job(b, "refs", resolve_entry_point=FakeEntryPoints(), log=_quiet())
+
+
+def test_unsupported_task_type(tmp_path):
+    jobs = _jobs(_job("nb", "        - task_key: n\n          notebook_task: {notebook_path: ./x.py}\n"))
+    b = _mini_bundle(tmp_path, jobs)
+    with pytest.raises(RunnerError, match="notebook_task is not supported"):
+        run_job(b, "nb", resolve_entry_point=FakeEntryPoints(), log=_quiet())
+
+
+def test_dynamic_value_references(tmp_path):
+    tasks = _wheel("a", "ep-a", day="{{job.start_time.iso_date}}", run="{{job.run_id}}",
+                   target="{{bundle.target}}", me="{{task.name}}", name="{{ job.name }}")
+    tasks += _wheel("b", "ep-b", ["a"], v="{{tasks.a.values.n}}", state="{{tasks.a.result_state}}",
+                    flag="{{tasks.a.values.flag}}", obj="{{tasks.a.values.obj}}")
+
+    def ep_a(argv):
+        runtime.set_task_value("n", 3)
+        runtime.set_task_value("flag", False)
+        runtime.set_task_value("obj", {"k": [1]})
+        return {}
+
+    b = _mini_bundle(tmp_path, _jobs(_job("dyn", tasks)))
+    fakes = FakeEntryPoints({"ep-a": ep_a})
+    result = run_job(b, "dyn", resolve_entry_point=fakes, log=_quiet())
+    assert result.ok
+    a = dict(arg[2:].split("=", 1) for arg in fakes.argv("ep-a"))
+    assert a["day"] == result.start_time[:10]
+    assert a["run"] == str(result.run_id)
+    assert a["target"] == "t" and a["me"] == "a" and a["name"] == "dyn"
+    assert fakes.argv("ep-b") == ["--v=3", "--state=success", "--flag=false", '--obj={"k": [1]}']
+
+
+def test_condition_outcomes_and_run_if(tmp_path):
+    jobs = _jobs(_job("cond", textwrap.indent(textwrap.dedent("""\
+        - task_key: check
+          condition_task: {op: GREATER_THAN, left: "{{job.parameters.score}}", right: "0.5"}
+        - task_key: when_true
+          depends_on: [{task_key: check, outcome: "true"}]
+          python_wheel_task: {package_name: pkg, entry_point: ep-true}
+        - task_key: when_false
+          depends_on: [{task_key: check, outcome: "false"}]
+          python_wheel_task: {package_name: pkg, entry_point: ep-false}
+        - task_key: after_true
+          depends_on: [{task_key: when_true}]
+          python_wheel_task: {package_name: pkg, entry_point: ep-after}
+        - task_key: always
+          depends_on: [{task_key: when_true}, {task_key: when_false}]
+          run_if: AT_LEAST_ONE_SUCCESS
+          python_wheel_task: {package_name: pkg, entry_point: ep-always}
+        """), "        "), {"score": "0.7"}))
+    b = _mini_bundle(tmp_path, jobs)
+    fakes = FakeEntryPoints()
+    result = run_job(b, "cond", resolve_entry_point=fakes, log=_quiet())
+    assert result.ok
+    assert fakes.order == ["ep-true", "ep-after", "ep-always"]
+    assert result.tasks["when_false"].status == EXCLUDED
+
+    fakes = FakeEntryPoints()
+    result = run_job(b, "cond", {"score": "0.2"}, resolve_entry_point=fakes, log=_quiet())
+    assert result.ok
+    assert fakes.order == ["ep-false", "ep-always"]
+    assert result.tasks["when_true"].status == EXCLUDED
+    assert result.tasks["after_true"].status == EXCLUDED  # dependants of excluded tasks are excluded
+
+    result = run_job(b, "cond", {"score": "high"}, resolve_entry_point=FakeEntryPoints(), log=_quiet())
+    assert not result.ok
+    assert "not a number" in result.tasks["check"].error
+
+
+def test_run_if_all_done_runs_after_a_failure(tmp_path):
+    tasks = _wheel("a", "ep-a") + _wheel("cleanup", "ep-cleanup", ["a"]).replace(
+        "          python_wheel_task:", "          run_if: ALL_DONE\n          python_wheel_task:")
+    b = _mini_bundle(tmp_path, _jobs(_job("j", tasks)))
+
+    def fail(argv):
+        raise SystemExit(3)
+
+    fakes = FakeEntryPoints({"ep-a": fail})
+    result = run_job(b, "j", resolve_entry_point=fakes, log=_quiet())
+    assert fakes.order == ["ep-a", "ep-cleanup"]
+    assert result.tasks["a"].status == FAILED and "exited with status 3" in result.tasks["a"].error
+    assert result.tasks["cleanup"].status == SUCCESS
+    assert not result.ok
+
+
+def test_run_job_task_recursion_is_refused(tmp_path):
+    jobs = _jobs(_job("selfish", "        - task_key: again\n          run_job_task:\n"
+                                 "            job_id: ${resources.jobs.selfish.id}\n"))
+    b = _mini_bundle(tmp_path, jobs)
+    result = run_job(b, "selfish", resolve_entry_point=FakeEntryPoints(), log=_quiet())
+    assert not result.ok
+    assert "recursively" in result.tasks["again"].error
+
+
+@pytest.mark.parametrize(
+    ("op", "left", "right", "expected"),
+    [("EQUAL_TO", "true", "true", True), ("EQUAL_TO", "12.0", "12", False), ("NOT_EQUAL", "a", "b", True),
+     ("GREATER_THAN", "0.3", "0.25", True), ("GREATER_THAN_OR_EQUAL", "12.0", "12", True),
+     ("LESS_THAN", "1", "2", True), ("LESS_THAN_OR_EQUAL", "3", "2", False)],
+)
+def test_evaluate_condition(op, left, right, expected):
+    assert evaluate_condition(op, left, right) is expected
+
+
+def test_default_resolver_uses_installed_metadata():
+    assert resolve_entry_point("fraud_mlops", "fraud-mlops") is cli.main
+    with pytest.raises(RunnerError, match="no entry point 'fraud-nope'.*fraud-bronze"):
+        resolve_entry_point("fraud_mlops", "fraud-nope")
+    with pytest.raises(RunnerError, match="not installed"):
+        resolve_entry_point("surely_not_installed_pkg", "x")
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture()
+def fake_resolver(monkeypatch):
+    fakes = FakeEntryPoints()
+    monkeypatch.setattr(runner, "resolve_entry_point", fakes)
+    return fakes
+
+
+def test_cli_run_success_sets_local_env(fake_resolver, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("FRAUD_MLOPS_LOCAL_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    out_json = tmp_path / "result.json"
+    rc = cli.main(["run", "batch_scoring", "--bundle-root", str(REPO_ROOT), "--param", "score_start=2018-06-19",
+                   "--var", "schema=demo", "--output-json", str(out_json)])
+    assert rc == 0
+    assert fake_resolver.argv("fraud-score")[:2] == ["--catalog=fraud_dev", "--schema=demo"]
+    assert "--score_start=2018-06-19" in fake_resolver.argv("fraud-score")
+    import os
+    assert os.environ["FRAUD_MLOPS_LOCAL_ROOT"] == str(REPO_ROOT / ".lakehouse")
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert json.loads(out_json.read_text())["tasks"]["score"]["status"] == SUCCESS
+    assert "[batch_scoring] SUCCESS  score" in capsys.readouterr().out
+
+
+def test_cli_run_keeps_a_given_local_root(fake_resolver, monkeypatch, tmp_path):
+    monkeypatch.setenv("FRAUD_MLOPS_LOCAL_ROOT", str(tmp_path / "lh"))
+    assert cli.main(["run", "ingestion", "--bundle-root", str(REPO_ROOT)]) == 0
+    import os
+    assert os.environ["FRAUD_MLOPS_LOCAL_ROOT"] == str(tmp_path / "lh")
+
+
+def test_cli_exit_codes(fake_resolver, monkeypatch, capsys):
+    monkeypatch.chdir(REPO_ROOT / "src")  # bundle root found by searching upward
+    fake_resolver.behaviours["fraud-silver"] = lambda argv: 1 / 0
+    assert cli.main(["run", "ingestion"]) == 1
+    err = capsys.readouterr().err
+    assert "job ingestion FAILED (failed: silver; skipped: gold)" in err
+    assert cli.main(["run", "ingestion", "--param", "nope=1"]) == 2
+    assert "no parameter(s) 'nope'" in capsys.readouterr().err
+    assert cli.main(["run", "nope"]) == 2
+    assert cli.main(["run", "ingestion", "--target", "prod"]) == 2
+    assert "prod_service_principal" in capsys.readouterr().err
+    fake_resolver.behaviours.clear()
+    assert cli.main(["run", "ingestion", "--target", "prod", "--var", "prod_service_principal=sp",
+                     "--var", "alert_email=a@b.c"]) == 0
+    assert "--catalog=fraud_prod" in fake_resolver.calls[-1][1]
+
+
+def test_cli_jobs_and_validate(capsys):
+    assert cli.main(["jobs", "--bundle-root", str(REPO_ROOT), "--target", "staging"]) == 0
+    out = capsys.readouterr().out
+    assert "ingestion: [staging] fraud-ingestion" in out
+    assert "retrain        run_job_task" in out
+    assert "0 0 2 * * ? UTC (PAUSED)" in out
+    assert cli.main(["jobs", "--bundle-root", str(REPO_ROOT), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"ingestion", "training", "batch_scoring", "monitoring"}
+    assert cli.main(["validate", "--bundle-root", str(REPO_ROOT)]) == 0
+    assert "OK (4 jobs" in capsys.readouterr().out
+
+
+def test_cli_demo_calls_demo_main_lazily(monkeypatch):
+    received: list[list[str]] = []
+    fake_demo = types.ModuleType("fraud_mlops.demo")
+    fake_demo.main = lambda args: received.append(args) or 0
+    monkeypatch.setitem(sys.modules, "fraud_mlops.demo", fake_demo)
+    import fraud_mlops
+    monkeypatch.setattr(fraud_mlops, "demo", fake_demo, raising=False)
+    assert cli.main(["demo", "--days", "3", "--fast"]) == 0
+    assert received == [["--days", "3", "--fast"]]
+
+
+def test_cli_mlflow_ui_print_only(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FRAUD_MLOPS_LOCAL_ROOT", str(tmp_path))
+    assert cli.main(["mlflow-ui", "--print-only", "--port", "5055"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db --host 127.0.0.1 --port 5055"

@@ -1,0 +1,275 @@
+"""Batch scoring with the @champion model: output contract, decisions, idempotent merges."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from fraud_mlops.config import GOLD_FEATURES, PREDICTIONS, LakehouseConfig
+from fraud_mlops.schema import FEATURE_COLUMNS, LABEL_COLUMN
+
+MODEL_NAME = "fraud_scoring_test_model"
+INT_FEATURES = (
+    {"is_weekend", "is_night"}
+    | {c for c in FEATURE_COLUMNS if "_tx_count_" in c}
+    | {"customer_distinct_terminals_1d"}
+)
+NULLABLE_FEATURES = ("customer_seconds_since_prev_tx", "customer_amount_ratio_30d")
+TRAIN_DAYS = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(8)]
+SCORE_DAYS = [dt.date(2018, 5, 1) + dt.timedelta(days=i) for i in range(3)]
+
+
+# ----------------------------------------------------------------------------- synthetic gold
+def make_gold_pdf(days, n_per_day, seed, id_offset=0, amount_shift=1.0):
+    """Synthetic gold rows: fraud more likely for large amounts and risky terminals."""
+    rng = np.random.default_rng(seed)
+    n = len(days) * n_per_day
+    tx_date = np.repeat(np.array(days, dtype=object), n_per_day)
+    secs = rng.integers(0, 86_400, n)
+    amount = np.round(rng.lognormal(3.5, 0.6, n) * amount_shift, 2)
+    risk = rng.beta(1, 8, n)
+    logit = -4.0 + 0.02 * amount + 8.0 * risk
+    fraud = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int32")
+    pdf = pd.DataFrame(
+        {
+            "transaction_id": np.arange(id_offset, id_offset + n, dtype="int64"),
+            "tx_datetime": [
+                dt.datetime.combine(d, dt.time()) + dt.timedelta(seconds=int(s))
+                for d, s in zip(tx_date, secs)
+            ],
+            "tx_date": tx_date,
+            "customer_id": rng.integers(0, 60, n).astype("int64"),
+            "terminal_id": rng.integers(0, 200, n).astype("int64"),
+            "tx_amount": amount,
+            LABEL_COLUMN: fraud,
+        }
+    )
+    for c in FEATURE_COLUMNS:
+        if c == "tx_amount":
+            continue
+        if c in INT_FEATURES:
+            pdf[c] = rng.integers(0, 2 if c.startswith("is_") else 20, n).astype("int32")
+        elif c.startswith("terminal_risk"):
+            pdf[c] = np.clip(risk + rng.normal(0, 0.02, n), 0, 1)
+        else:
+            pdf[c] = rng.lognormal(3.0, 0.5, n)
+    for c in NULLABLE_FEATURES:
+        pdf.loc[rng.random(n) < 0.1, c] = np.nan
+    return pdf
+
+
+def gold_schema():
+    from pyspark.sql import types as T
+
+    fields = [
+        T.StructField("transaction_id", T.LongType()),
+        T.StructField("tx_datetime", T.TimestampType()),
+        T.StructField("tx_date", T.DateType()),
+        T.StructField("customer_id", T.LongType()),
+        T.StructField("terminal_id", T.LongType()),
+        T.StructField("tx_amount", T.DoubleType()),
+        T.StructField(LABEL_COLUMN, T.IntegerType()),
+    ]
+    for c in FEATURE_COLUMNS:
+        if c != "tx_amount":
+            fields.append(T.StructField(c, T.IntegerType() if c in INT_FEATURES else T.DoubleType()))
+    return T.StructType(fields)
+
+
+def to_spark(spark, pdf):
+    return spark.createDataFrame(pdf[[f.name for f in gold_schema().fields]], gold_schema())
+
+
+# ----------------------------------------------------------------------------- tiny registered model
+def register_lr_model(pdf, model_name, train_start, train_end, alias="champion"):
+    """Log a pyfunc over a logistic regression on FEATURE_COLUMNS, register it, set ``alias``."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.tracking import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    feature_columns = list(FEATURE_COLUMNS)
+
+    class LogisticFraudModel(mlflow.pyfunc.PythonModel):  # local class: pickled by value
+        def __init__(self, clf):
+            self.clf = clf
+
+        def predict(self, context, model_input, params=None):
+            x = model_input[feature_columns].astype("float64").fillna(0.0).to_numpy()
+            return self.clf.predict_proba(x)[:, 1]
+
+    x = pdf[feature_columns].astype("float64").fillna(0.0).to_numpy()
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, pdf[LABEL_COLUMN])
+    with mlflow.start_run() as run:
+        mlflow.log_params(
+            {
+                "train_start": train_start.isoformat(),
+                "train_end": train_end.isoformat(),
+                "delay_days": 7,
+                "test_days": 7,
+            }
+        )
+        info = mlflow.pyfunc.log_model(name="model", python_model=LogisticFraudModel(clf))
+    mv = mlflow.register_model(info.model_uri, model_name)
+    if alias:
+        MlflowClient().set_registered_model_alias(model_name, alias, mv.version)
+    assert mv.run_id == run.info.run_id
+    return str(mv.version)
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory):
+    return LakehouseConfig("c", "s", "delta-rs", tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture(scope="module")
+def train_pdf():
+    return make_gold_pdf(TRAIN_DAYS, 120, seed=1)
+
+
+@pytest.fixture(scope="module")
+def champion(mlflow_store, train_pdf):
+    from fraud_mlops.tracking import configure_mlflow
+
+    configure_mlflow(mlflow_store, "exp")
+    return register_lr_model(train_pdf, MODEL_NAME, TRAIN_DAYS[0], TRAIN_DAYS[-1])
+
+
+@pytest.fixture()
+def mlflow_env(mlflow_store, champion):
+    """Point MLflow at this module's store (another test module may have moved it)."""
+    from fraud_mlops.tracking import configure_mlflow
+
+    configure_mlflow(mlflow_store, "exp")
+    return champion
+
+
+@pytest.fixture()
+def gold(lakehouse, spark, train_pdf):
+    pdf = pd.concat([train_pdf, make_gold_pdf(SCORE_DAYS, 40, seed=2, id_offset=100_000)], ignore_index=True)
+    lakehouse.overwrite(GOLD_FEATURES, to_spark(spark, pdf))
+    return pdf
+
+
+def _sorted_rows(df):
+    return [tuple(r) for r in df.orderBy("transaction_id").collect()]
+
+
+# ----------------------------------------------------------------------------- tests
+def test_champion_uri_and_missing_champion(mlflow_env):
+    from fraud_mlops.scoring import ChampionNotFoundError, champion_uri, champion_version
+
+    assert champion_uri("cat.sch.fraud") == "models:/cat.sch.fraud@champion"
+    assert champion_version(MODEL_NAME) == mlflow_env
+    with pytest.raises(ChampionNotFoundError, match="champion"):
+        champion_version("no_such_model")
+    with pytest.raises(ValueError):
+        champion_uri(" ")
+
+
+def test_score_transactions_schema_probabilities_and_decisions(spark, mlflow_env, train_pdf):
+    import mlflow.pyfunc
+
+    from fraud_mlops.scoring import PREDICTION_COLUMNS, score_transactions
+
+    pdf = make_gold_pdf(SCORE_DAYS, 30, seed=3, id_offset=500)
+    uri = f"models:/{MODEL_NAME}/{mlflow_env}"
+    when = dt.datetime(2018, 5, 4, 6, 0, tzinfo=dt.UTC)
+    out = score_transactions(spark, to_spark(spark, pdf), uri, MODEL_NAME, mlflow_env, 0.3, when)
+    assert [(f.name, f.dataType.simpleString()) for f in out.schema.fields] == [
+        (name, "int" if t == "int" else t) for name, t in PREDICTION_COLUMNS.items()
+    ]
+    res = out.toPandas().sort_values("transaction_id").reset_index(drop=True)
+    assert len(res) == len(pdf)
+    assert res["score"].between(0.0, 1.0).all() and res["score"].notna().all()
+    assert (res["decision"] == (res["score"] >= 0.3).astype(int)).all()
+    assert set(res["decision_threshold"]) == {0.3}
+    assert set(res["model_version"]) == {mlflow_env} and set(res["model_name"]) == {MODEL_NAME}
+    assert (pd.to_datetime(res["scored_at"]) == pd.Timestamp("2018-05-04 06:00:00")).all()
+    # the Spark UDF gives the same probabilities as the pyfunc on the driver (features by name)
+    expected = mlflow.pyfunc.load_model(uri).predict(pdf[list(FEATURE_COLUMNS)])
+    np.testing.assert_allclose(res["score"].to_numpy(), np.asarray(expected), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="threshold"):
+        score_transactions(spark, to_spark(spark, pdf), uri, MODEL_NAME, mlflow_env, 1.5)
+
+
+def test_batch_scoring_is_idempotent(lakehouse, gold, mlflow_env):
+    from fraud_mlops.scoring import run_batch_scoring
+
+    first = run_batch_scoring(lakehouse, MODEL_NAME, SCORE_DAYS[0], SCORE_DAYS[-1], threshold=0.5)
+    n = len(SCORE_DAYS) * 40
+    assert first["rows_scored"] == n and first["inserted"] == n and first["updated"] == 0
+    assert first["model_version"] == mlflow_env
+    assert (first["score_start"], first["score_end"]) == (
+        SCORE_DAYS[0].isoformat(),
+        SCORE_DAYS[-1].isoformat(),
+    )
+    rows_before = _sorted_rows(lakehouse.read(PREDICTIONS))
+    version_before = lakehouse.version(PREDICTIONS)
+    assert first["predictions_version"] == version_before
+
+    second = run_batch_scoring(lakehouse, MODEL_NAME, SCORE_DAYS[0], SCORE_DAYS[-1], threshold=0.5)
+    assert second["rows_scored"] == n
+    assert second["inserted"] == 0 and second["updated"] == 0 and second["unchanged"] == n
+    assert lakehouse.version(PREDICTIONS) == version_before  # no commit at all
+    assert _sorted_rows(lakehouse.read(PREDICTIONS)) == rows_before
+    assert sum(r[6] for r in rows_before) == first["flagged"]
+
+
+def test_default_range_is_latest_gold_day(lakehouse, gold, mlflow_env):
+    from fraud_mlops.scoring import run_batch_scoring
+
+    res = run_batch_scoring(lakehouse, MODEL_NAME, None, None, threshold=0.5)
+    assert res["score_start"] == res["score_end"] == SCORE_DAYS[-1].isoformat()
+    assert res["rows_scored"] == res["inserted"] == 40
+    days = {r["tx_date"] for r in lakehouse.read(PREDICTIONS).select("tx_date").distinct().collect()}
+    assert days == {SCORE_DAYS[-1]}
+    # a single bound means a single day
+    one = run_batch_scoring(lakehouse, MODEL_NAME, SCORE_DAYS[0], None, threshold=0.5)
+    assert one["score_start"] == one["score_end"] == SCORE_DAYS[0].isoformat() and one["inserted"] == 40
+    with pytest.raises(ValueError, match="after"):
+        run_batch_scoring(lakehouse, MODEL_NAME, SCORE_DAYS[-1], SCORE_DAYS[0])
+
+
+def test_threshold_change_and_new_champion_rewrite_rows(lakehouse, gold, mlflow_env, train_pdf):
+    from pyspark.sql import functions as F
+
+    from fraud_mlops.scoring import run_batch_scoring
+
+    day = SCORE_DAYS[1]
+    run_batch_scoring(lakehouse, MODEL_NAME, day, day, threshold=0.5)
+    all_flagged = run_batch_scoring(lakehouse, MODEL_NAME, day, day, threshold=0.0)
+    assert all_flagged["updated"] == 40 and all_flagged["inserted"] == 0 and all_flagged["flagged"] == 40
+    preds = lakehouse.read(PREDICTIONS)
+    assert preds.filter((F.col("decision") != 1) | (F.col("decision_threshold") != 0.0)).count() == 0
+    assert preds.count() == 40
+
+    # promote a new version: the same range is rescored and rewritten with the new version
+    new_version = register_lr_model(
+        train_pdf.sample(frac=0.7, random_state=0), MODEL_NAME, TRAIN_DAYS[0], TRAIN_DAYS[-1]
+    )
+    try:
+        res = run_batch_scoring(lakehouse, MODEL_NAME, day, day, threshold=0.0)
+        assert res["model_version"] == new_version and res["updated"] == 40 and res["inserted"] == 0
+        versions = {r[0] for r in lakehouse.read(PREDICTIONS).select("model_version").distinct().collect()}
+        assert versions == {new_version}
+    finally:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", mlflow_env)
+
+
+def test_empty_range_writes_nothing(lakehouse, gold, mlflow_env):
+    from fraud_mlops.scoring import run_batch_scoring
+
+    res = run_batch_scoring(lakehouse, MODEL_NAME, dt.date(2019, 1, 1), dt.date(2019, 1, 2))
+    assert res["rows_scored"] == 0 and res["inserted"] == 0 and res["predictions_version"] is None
+    assert not lakehouse.exists(PREDICTIONS)
