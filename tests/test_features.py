@@ -192,12 +192,15 @@ def test_customer_seconds_since_prev_tx(spark):
         (2, "2018-04-03 10:01:40", 1, 1, 1.0, 0),  # 100 s later
         (3, "2018-04-05 10:01:40", 1, 1, 1.0, 0),  # 2 days later
         (4, "2018-04-05 10:01:40", 2, 1, 1.0, 0),  # first of customer 2: null
+        (5, "2018-05-05 10:01:40", 2, 1, 1.0, 0),  # exactly 30 days later: reported
+        (6, "2018-06-04 10:01:41", 2, 1, 1.0, 0),  # 30 days + 1 s later: beyond the bound, null
+        (7, "2018-06-04 10:01:41", 2, 1, 1.0, 0),  # same second, later id: 0
     ]
     out = silver(spark, rows).transform(fx.add_customer_seconds_since_prev_tx)
     want = expected(
         spark,
         "customer_seconds_since_prev_tx double",
-        [(1, None), (2, 100.0), (3, 2.0 * DAY), (4, None)],
+        [(1, None), (2, 100.0), (3, 2.0 * DAY), (4, None), (5, 30.0 * DAY), (6, None), (7, 0.0)],
     )
     assert_equal(pick(out, "customer_seconds_since_prev_tx"), want)
 
@@ -317,22 +320,22 @@ def test_build_features_columns_types_and_rows(spark):
 
 
 @pytest.mark.parametrize(
-    ("func", "kwargs", "missing"),
+    ("func", "missing"),
     [
-        (fx.build_features, {}, ["tx_date", "tx_fraud"]),
-        (fx.add_time_features, {}, ["tx_datetime"]),
-        (fx.add_customer_spending_features, {}, ["tx_amount"]),
-        (fx.add_terminal_risk_features, {}, ["tx_fraud"]),
-        (fx.add_customer_seconds_since_prev_tx, {}, ["customer_id"]),
-        (fx.add_customer_amount_ratio, {}, ["customer_avg_amount_30d"]),
-        (fx.add_customer_recent_tx_count, {}, ["transaction_id"]),
-        (fx.add_customer_distinct_terminals, {}, ["terminal_id"]),
+        (fx.build_features, ["tx_date", "tx_fraud"]),
+        (fx.add_time_features, ["tx_datetime"]),
+        (fx.add_customer_spending_features, ["tx_amount"]),
+        (fx.add_terminal_risk_features, ["tx_fraud"]),
+        (fx.add_customer_seconds_since_prev_tx, ["customer_id"]),
+        (fx.add_customer_amount_ratio, ["customer_avg_amount_30d"]),
+        (fx.add_customer_recent_tx_count, ["transaction_id"]),
+        (fx.add_customer_distinct_terminals, ["terminal_id"]),
     ],
 )
-def test_missing_columns_raise_value_error_naming_them(spark, func, kwargs, missing):
+def test_missing_columns_raise_value_error_naming_them(spark, func, missing):
     df = silver(spark, [(1, "2018-04-01 12:00:00", 1, 1, 1.0, 0)]).drop(*missing)
     with pytest.raises(ValueError) as err:
-        func(df, **kwargs)
+        func(df)
     for name in missing:
         assert repr(name) in str(err.value)
 
@@ -401,9 +404,7 @@ def reference_features(rows, label_delay_days: int = 7) -> dict[int, dict[str, o
             f[f"terminal_tx_count_{w}d"] = len(term_win)
             f[f"terminal_risk_{w}d"] = sum(x[5] for x in term_win) / len(term_win) if term_win else 0.0
         earlier = [x for x in mine if (x[1], x[0]) < (t, i)]
-        f["customer_seconds_since_prev_tx"] = (
-            float(t - max(x[1] for x in earlier)) if earlier else None
-        )
+        f["customer_seconds_since_prev_tx"] = float(t - max(x[1] for x in earlier)) if earlier else None
         mean = f["customer_avg_amount_30d"]
         f["customer_amount_ratio_30d"] = amount / mean if mean != 0 else None
         f["customer_tx_count_1h"] = len([x for x in mine if x[1] > t - 3600])
@@ -475,9 +476,7 @@ FEATURES_ONLY = [c for c in FEATURE_COLUMNS if c != "tx_amount"]
 def test_build_features_matches_reference(spark, random_rows, random_features):
     ref = reference_features(random_rows)
     out = random_features("full").select("transaction_id", *FEATURES_ONLY)
-    want = spark.createDataFrame(
-        [(i, *(ref[i][c] for c in FEATURES_ONLY)) for i in sorted(ref)], out.schema
-    )
+    want = spark.createDataFrame([(i, *(ref[i][c] for c in FEATURES_ONLY)) for i in sorted(ref)], out.schema)
     assert_approx_df_equality(out, want, precision=1e-9, ignore_nullable=True)
 
 

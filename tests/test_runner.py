@@ -178,7 +178,7 @@ def test_monitoring_retrain_value_triggers_training_job():
     assert "--catalog=other_cat" in fakes.argv("fraud-train")
     assert "--model_name=fraud_dev.fraud.fraud_detector" in fakes.argv("fraud-promote")
     assert retrain.result["parameters"]["catalog"] == "other_cat"
-    assert retrain.result["parameters"]["n_estimators"] == "300"
+    assert retrain.result["parameters"]["n_estimators"] == "200"
 
 
 def test_monitoring_without_retrain_excludes_the_retrain_task():

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -96,6 +96,8 @@ DEFAULT_RECENT_WINDOW_SECONDS = 3_600
 DEFAULT_RATIO_WINDOW_DAYS = 30
 #: Window in days of ``customer_distinct_terminals_1d``.
 DEFAULT_DISTINCT_TERMINALS_WINDOW_DAYS = 1
+#: Longest gap reported by ``customer_seconds_since_prev_tx`` (days); within the look-back.
+DEFAULT_PREV_TX_MAX_GAP_DAYS = 30
 
 #: The gold table's columns, in order: the key and context columns, then every model feature that is
 #: not already one of them. ``tx_fraud_scenario`` (it leaks the label) is never among them.
@@ -103,7 +105,8 @@ GOLD_COLUMNS: tuple[str, ...] = tuple(GOLD_KEY_COLUMNS) + tuple(
     c for c in FEATURE_COLUMNS if c not in GOLD_KEY_COLUMNS
 )
 
-# Internal helper column: tx_datetime as whole seconds since the epoch (dropped before returning).
+# Internal helper column: tx_datetime as whole seconds since the epoch. Each function adds and drops
+# it; build_features adds it once so that all windows share it (see _with_seconds).
 _SECONDS = "_fx_tx_seconds"
 
 
@@ -146,7 +149,7 @@ def _seconds() -> Column:
     return F.col("tx_datetime").cast("long")
 
 
-def _with_seconds(df: DataFrame, transform) -> DataFrame:
+def _with_seconds(df: DataFrame, transform: Callable[[DataFrame], DataFrame]) -> DataFrame:
     """Apply ``transform`` to ``df`` with the helper column ``_SECONDS`` present.
 
     When ``df`` already carries the helper column (inside :func:`build_features`) it is reused and
@@ -165,9 +168,7 @@ def _customer_earlier_seconds(window_seconds: int) -> Window | None:
     """
     if window_seconds < 2:
         return None
-    return (
-        Window.partitionBy("customer_id").orderBy(_SECONDS).rangeBetween(-(window_seconds - 1), -1)
-    )
+    return Window.partitionBy("customer_id").orderBy(_SECONDS).rangeBetween(-(window_seconds - 1), -1)
 
 
 def _customer_peers_so_far() -> Window:
@@ -179,7 +180,12 @@ def _customer_peers_so_far() -> Window:
     )
 
 
-def _customer_window_total(agg, window_seconds: int, empty: Column, combine=operator.add) -> Column:
+def _customer_window_total(
+    agg: Callable[[], Column],
+    window_seconds: int,
+    empty: Column,
+    combine: Callable[[Column, Column], Column] = operator.add,
+) -> Column:
     """``agg`` over the customer's window ``(t - window_seconds, t]`` up to the current row.
 
     ``combine`` joins the aggregate over the strictly earlier seconds with the one over the
@@ -207,8 +213,7 @@ def lookback_days(label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS) -> int:
     the input must hold every transaction from ``start - (D + 30)`` days (00:00) on; features of
     earlier rows are incomplete and must be discarded. Default: ``7 + 30 = 37``.
 
-    ``customer_seconds_since_prev_tx`` is the exception: it looks back to the customer's previous
-    transaction however old it is (see :func:`add_customer_seconds_since_prev_tx`).
+    ``customer_seconds_since_prev_tx`` reports gaps of at most 30 days, so it fits the same bound.
 
     Args:
         label_delay_days: the delay period D in days (non-negative int), as passed to
@@ -265,9 +270,12 @@ def add_time_features(df: DataFrame) -> DataFrame:
     """
     _require_columns(df, ["tx_datetime"], "add_time_features")
     # dayofweek: 1 = Sunday ... 7 = Saturday.
-    return df.withColumn(
-        "is_weekend", F.dayofweek("tx_datetime").isin(1, 7).cast("int")
-    ).withColumn("is_night", (F.hour("tx_datetime") <= 6).cast("int"))
+    return df.withColumns(
+        {
+            "is_weekend": F.dayofweek("tx_datetime").isin(1, 7).cast("int"),
+            "is_night": (F.hour("tx_datetime") <= 6).cast("int"),
+        }
+    )
 
 
 def add_customer_spending_features(
@@ -372,32 +380,35 @@ def add_terminal_risk_features(
     return _with_seconds(df, lambda d: d.withColumns(raw).withColumns(features).drop(*raw))
 
 
-def add_customer_seconds_since_prev_tx(df: DataFrame) -> DataFrame:
+def add_customer_seconds_since_prev_tx(
+    df: DataFrame, max_gap_days: int = DEFAULT_PREV_TX_MAX_GAP_DAYS
+) -> DataFrame:
     """Add ``customer_seconds_since_prev_tx``: time since the customer's previous transaction.
 
     Definition (an extra feature beyond the Handbook): ``tx_datetime`` minus the ``tx_datetime`` of
     the same customer's previous transaction in ``(tx_datetime, transaction_id)`` order, in seconds
-    (double, >= 0; 0.0 for a later transaction at the same second). Null for the customer's first
-    transaction in the input.
-
-    Unlike the windowed features it is not bounded in time: when the previous transaction is older
-    than the input's history (e.g. a customer idle for more than :func:`lookback_days` before the
-    first recomputed day), the value is null instead of the true gap.
+    (double, >= 0; 0.0 for a later transaction at the same second). Null when the customer has no
+    previous transaction within ``max_gap_days`` days (30 by default): the bound keeps the feature
+    inside the look-back of an incremental run (:func:`lookback_days` >= 30 days), so a daily
+    recomputation gives exactly the value of a full rebuild.
 
     Args:
         df: needs ``transaction_id`` (bigint), ``tx_datetime`` (timestamp), ``customer_id`` (bigint).
+        max_gap_days: longest gap (days) reported; longer gaps and first transactions give null.
 
     Returns:
         ``df`` with ``customer_seconds_since_prev_tx`` (double, seconds) added.
 
     Raises:
-        ValueError: when a required column is missing.
+        ValueError: when a required column is missing or ``max_gap_days`` is not a positive integer.
     """
     _require_columns(
         df, ["transaction_id", "tx_datetime", "customer_id"], "add_customer_seconds_since_prev_tx"
     )
+    max_gap = _positive_int(max_gap_days, "max_gap_days") * SECONDS_PER_DAY
     order = Window.partitionBy("customer_id").orderBy(_SECONDS, "transaction_id")
-    gap = (F.col(_SECONDS) - F.lag(_SECONDS).over(order)).cast("double")
+    raw_gap = F.col(_SECONDS) - F.lag(_SECONDS).over(order)
+    gap = F.when(raw_gap <= max_gap, raw_gap.cast("double"))
     return _with_seconds(df, lambda d: d.withColumn("customer_seconds_since_prev_tx", gap))
 
 
@@ -450,9 +461,7 @@ def add_customer_recent_tx_count(
         ValueError: when a required column is missing or ``window_seconds`` is not a positive integer.
     """
     seconds = _positive_int(window_seconds, "window_seconds")
-    _require_columns(
-        df, ["transaction_id", "tx_datetime", "customer_id"], "add_customer_recent_tx_count"
-    )
+    _require_columns(df, ["transaction_id", "tx_datetime", "customer_id"], "add_customer_recent_tx_count")
     return _with_seconds(df, lambda d: d.withColumn(output_column, _customer_count(seconds)))
 
 

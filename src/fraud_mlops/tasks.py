@@ -94,7 +94,7 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
         argv,
         [*TARGET, "experiment_name", "model_name"],
         {"train_start": "", "train_end": "", "delay_days": "7", "test_days": "7", "candidate_model": "xgboost",
-         "n_estimators": "300", "max_depth": "6", "learning_rate": "0.1", "seed": "42"},
+         "n_estimators": "200", "max_depth": "4", "learning_rate": "0.05", "seed": "42"},
     )
     lakehouse = _lakehouse(p)
     delay, test_days = parse_int(p["delay_days"], "delay_days"), parse_int(p["test_days"], "test_days")
