@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests notebooks
 
 wheel: $(STAMP)
 	$(VENV)/bin/python -m pip wheel --no-deps -w dist .

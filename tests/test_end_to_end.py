@@ -7,6 +7,7 @@ validates and promotes, scores twice (the second run changes nothing) and monito
 
 from __future__ import annotations
 
+import runpy
 import shutil
 
 import pytest
@@ -99,3 +100,9 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
     assert monitoring.tasks["retrain"].status == ("SUCCESS" if monitor["retrain"] else "EXCLUDED")
     metrics = lakehouse.read(C.MONITORING_METRICS)
     assert metrics.where("metric = 'psi'").count() == len(FEATURE_COLUMNS) + 1
+
+    # The exploratory notebook imports the same library and runs on the same tables.
+    monkeypatch.setenv("FRAUD_CATALOG", lakehouse.config.catalog)
+    monkeypatch.setenv("FRAUD_SCHEMA", lakehouse.config.schema)
+    namespace = runpy.run_path(str(REPO_ROOT / "notebooks" / "explore_features.py"))
+    assert namespace["gold"].count() == lakehouse.count(C.GOLD_FEATURES)

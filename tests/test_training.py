@@ -141,6 +141,18 @@ def test_time_split_boundaries_and_known_compromised_cards(day_kind):
     assert list(test.columns) == list(gold.columns)
 
 
+def test_time_split_does_not_depend_on_row_order():
+    gold = _tiny_gold()
+    gold.insert(0, "transaction_id", np.arange(len(gold), dtype="int64"))
+    shuffled = gold.sample(frac=1.0, random_state=3)
+    for ordered, scrambled in zip(
+        time_split(gold, dt.date(2018, 4, 1), dt.date(2018, 4, 3), delay_days=2, test_days=3),
+        time_split(shuffled, dt.date(2018, 4, 1), dt.date(2018, 4, 3), delay_days=2, test_days=3),
+    ):
+        assert list(ordered["transaction_id"]) == sorted(ordered["transaction_id"])
+        pd.testing.assert_frame_equal(ordered, scrambled)
+
+
 def test_time_split_delay_zero():
     gold = _tiny_gold()
     # Train Apr 1-3, no delay, test Apr 4-5: on Apr 5 the labels of Apr 4 are known.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import gzip
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from pyspark.sql import types as T
 from fraud_mlops import config as C
 from fraud_mlops.lakehouse import Lakehouse
 from fraud_mlops.quality import DUPLICATE_RULE, SILVER_RULES, TX_DATETIME_FORMAT, with_rule_results
+
+log = logging.getLogger("fraud_mlops.ingestion")
 
 #: Header of the landing files, in order (see data/README or the Fraud Detection Handbook data set).
 LANDING_COLUMNS: tuple[str, ...] = (
@@ -164,7 +167,11 @@ def ingest_bronze(lakehouse: Lakehouse, landing_path: str, file_pattern: str = "
     new = [f for f in landed if base + os.path.basename(f.path) not in done]
     run_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    log.info("bronze: %d landed files, %d new (%d already ingested)", len(landed), len(new), len(landed) - len(new))
     errors = {f.path: check_landing_file(f.path) for f in new}
+    for path, error in errors.items():
+        if error:
+            log.warning("bronze: cannot read %s: %s", path, error)
     readable = [f for f in new if errors[f.path] is None]
     counts: dict[str, int] = {}
     if readable:
@@ -303,6 +310,7 @@ def build_silver(lakehouse: Lakehouse) -> dict[str, Any]:
     bronze_files = {r["_source_file"] for r in bronze.select("_source_file").distinct().collect()}
     pending = sorted(bronze_files - done)
     result: dict[str, Any] = {"files_processed": len(pending), "rows_in": 0, "rows_silver": 0, "rows_quarantined": 0}
+    log.info("silver: %d bronze files to process", len(pending))
     if pending:
         batch = bronze.where(F.col("_source_file").isin(pending)).cache()
         existing = None
@@ -401,6 +409,7 @@ def build_gold(lakehouse: Lakehouse, label_delay_days: int = 7) -> dict[str, Any
     if span is not None:
         start, end = span
         history_start = start - dt.timedelta(days=features.lookback_days(label_delay_days))
+        log.info("gold: computing features for %s..%s from silver history since %s", start, end, history_start)
         window = silver.where(F.col("tx_date").between(history_start, end))
         rows = (
             window.transform(lambda df: features.build_features(df, label_delay_days=label_delay_days))

@@ -145,7 +145,9 @@ def time_split(
       of day ``d`` are dropped from the test set (Handbook ch. 3, ``get_train_test_set``).
 
     Only rows from ``train_start`` onward are used, so the result depends only on gold within
-    :func:`required_date_range`. Both frames keep all columns of ``gold`` (with a fresh index).
+    :func:`required_date_range`. Both frames keep all columns of ``gold`` (with a fresh index) and
+    are in ``transaction_id`` order when that column exists, so a model trained on them does not
+    depend on the order in which the table's files happened to be read.
 
     Raises:
         ValueError: a bad window, a missing column, or an empty training or test set.
@@ -156,6 +158,8 @@ def time_split(
     missing = [c for c in (day_col, card_col, label_col) if c not in gold.columns]
     if missing:
         raise ValueError(f"gold frame lacks column(s) {missing}")
+    if "transaction_id" in gold.columns:
+        gold = gold.sort_values("transaction_id", kind="stable").reset_index(drop=True)
 
     days = _day_values(gold[day_col])
     is_fraud = gold[label_col].fillna(0).astype(int) == 1
