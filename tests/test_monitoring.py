@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from fraud_mlops.config import GOLD_FEATURES, MONITORING_METRICS, PREDICTIONS, LakehouseConfig
+from fraud_mlops.config import GOLD_FEATURES, MONITORING_METRICS, PREDICTIONS
 from fraud_mlops.monitoring import (
     SCORE_FEATURE,
     MonitoringAlert,
@@ -27,11 +27,9 @@ from fraud_mlops.monitoring import (
 )
 from fraud_mlops.schema import FEATURE_COLUMNS, LABEL_COLUMN
 
+from .synthetic_gold import make_gold_pdf, mlflow_store_config, register_lr_model, to_spark, training_params
+
 MODEL_NAME = "fraud_monitoring_test_model"
-INT_FEATURES = {"is_weekend", "is_night", "customer_distinct_terminals_1d"} | {
-    c for c in FEATURE_COLUMNS if "_tx_count_" in c
-}
-NULLABLE_FEATURES = ("customer_seconds_since_prev_tx", "customer_amount_ratio_30d")
 TRAIN_DAYS = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(8)]
 WINDOW_DAYS = [dt.date(2018, 5, 1) + dt.timedelta(days=i) for i in range(7)]
 PER_DAY = 120
@@ -119,95 +117,19 @@ def test_evaluate_thresholds_flags():
 
 
 # ============================================================================ end to end
-def make_gold_pdf(days, n_per_day, seed, id_offset=0, amount_factor=1.0):
-    """Synthetic gold rows: fraud driven by amount and terminal risk (strong signal)."""
-    rng = np.random.default_rng(seed)
-    n = len(days) * n_per_day
-    tx_date = np.repeat(np.array(days, dtype=object), n_per_day)
-    base_amount = rng.lognormal(3.5, 0.6, n)
-    risk = rng.beta(1, 8, n)
-    fraud = (rng.random(n) < 1 / (1 + np.exp(-(-7.0 + 0.06 * base_amount + 20.0 * risk)))).astype("int32")
-    pdf = pd.DataFrame(
-        {
-            "transaction_id": np.arange(id_offset, id_offset + n, dtype="int64"),
-            "tx_datetime": [dt.datetime.combine(d, dt.time(12)) for d in tx_date],
-            "tx_date": tx_date,
-            "customer_id": rng.integers(0, 80, n).astype("int64"),
-            "terminal_id": rng.integers(0, 200, n).astype("int64"),
-            "tx_amount": np.round(base_amount * amount_factor, 2),
-            LABEL_COLUMN: fraud,
-        }
-    )
-    for c in FEATURE_COLUMNS:
-        if c == "tx_amount":
-            continue
-        if c in INT_FEATURES:
-            pdf[c] = rng.integers(0, 2 if c.startswith("is_") else 20, n).astype("int32")
-        elif c.startswith("terminal_risk"):
-            pdf[c] = np.clip(risk + rng.normal(0, 0.01, n), 0, 1)
-        else:
-            pdf[c] = rng.lognormal(3.0, 0.5, n)
-    for c in NULLABLE_FEATURES:
-        pdf.loc[rng.random(n) < 0.1, c] = np.nan
-    return pdf
-
-
-def to_spark(spark, pdf):
-    from pyspark.sql import types as T
-
-    fields = [
-        T.StructField("transaction_id", T.LongType()),
-        T.StructField("tx_datetime", T.TimestampType()),
-        T.StructField("tx_date", T.DateType()),
-        T.StructField("customer_id", T.LongType()),
-        T.StructField("terminal_id", T.LongType()),
-        T.StructField("tx_amount", T.DoubleType()),
-        T.StructField(LABEL_COLUMN, T.IntegerType()),
-    ] + [
-        T.StructField(c, T.IntegerType() if c in INT_FEATURES else T.DoubleType())
-        for c in FEATURE_COLUMNS
-        if c != "tx_amount"
-    ]
-    schema = T.StructType(fields)
-    return spark.createDataFrame(pdf[[f.name for f in fields]], schema)
-
-
-def register_lr_model(pdf, model_name, params):
-    """Log a pyfunc over a logistic regression on FEATURE_COLUMNS; register it as @champion."""
-    import mlflow
-    import mlflow.pyfunc
-    from mlflow.tracking import MlflowClient
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    cols = list(FEATURE_COLUMNS)
-
-    class LogisticFraudModel(mlflow.pyfunc.PythonModel):  # local class: pickled by value
-        def __init__(self, clf):
-            self.clf = clf
-
-        def predict(self, context, model_input, params=None):
-            return self.clf.predict_proba(model_input[cols].astype("float64").fillna(0.0).to_numpy())[:, 1]
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    clf.fit(pdf[cols].astype("float64").fillna(0.0).to_numpy(), pdf[LABEL_COLUMN])
-    with mlflow.start_run():
-        mlflow.log_params(params)
-        info = mlflow.pyfunc.log_model(name="model", python_model=LogisticFraudModel(clf))
-    mv = mlflow.register_model(info.model_uri, model_name)
-    MlflowClient().set_registered_model_alias(model_name, "champion", mv.version)
-    return str(mv.version)
+# this module's gold rows: noon timestamps, 80 customers, little terminal-risk noise (the data the
+# thresholds below were set on; with these options make_gold_pdf gives the same rows as before)
+GOLD_OPTIONS = {"n_customers": 80, "risk_noise": 0.01, "noon_timestamps": True}
 
 
 @pytest.fixture(scope="module")
 def mlflow_store(tmp_path_factory):
-    return LakehouseConfig("c", "s", "delta-rs", tmp_path_factory.mktemp("mlflow_monitoring"))
+    return mlflow_store_config(tmp_path_factory, "mlflow_monitoring")
 
 
 @pytest.fixture(scope="module")
 def train_pdf():
-    return make_gold_pdf(TRAIN_DAYS, PER_DAY, seed=11)
+    return make_gold_pdf(TRAIN_DAYS, PER_DAY, seed=11, **GOLD_OPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -215,13 +137,7 @@ def registered(mlflow_store, train_pdf):
     from fraud_mlops.tracking import configure_mlflow
 
     configure_mlflow(mlflow_store, "exp")
-    params = {
-        "train_start": TRAIN_DAYS[0].isoformat(),
-        "train_end": TRAIN_DAYS[-1].isoformat(),
-        "delay_days": 7,
-        "test_days": 7,
-    }
-    return register_lr_model(train_pdf, MODEL_NAME, params)
+    return register_lr_model(train_pdf, MODEL_NAME, training_params(TRAIN_DAYS[0], TRAIN_DAYS[-1]))
 
 
 @pytest.fixture()
@@ -264,7 +180,9 @@ def card_precision(monkeypatch):
 def _setup_window(lakehouse, spark, train_pdf, amount_factor=1.0):
     from fraud_mlops.scoring import run_batch_scoring
 
-    window = make_gold_pdf(WINDOW_DAYS, PER_DAY, seed=12, id_offset=1_000_000, amount_factor=amount_factor)
+    window = make_gold_pdf(
+        WINDOW_DAYS, PER_DAY, seed=12, id_offset=1_000_000, amount_factor=amount_factor, **GOLD_OPTIONS
+    )
     lakehouse.overwrite(GOLD_FEATURES, to_spark(spark, pd.concat([train_pdf, window], ignore_index=True)))
     res = run_batch_scoring(lakehouse, MODEL_NAME, WINDOW_DAYS[0], WINDOW_DAYS[-1], threshold=0.5)
     assert res["inserted"] == len(window)

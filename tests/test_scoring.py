@@ -11,123 +11,19 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from fraud_mlops.config import GOLD_FEATURES, PREDICTIONS, LakehouseConfig
-from fraud_mlops.schema import FEATURE_COLUMNS, LABEL_COLUMN
+from fraud_mlops.config import GOLD_FEATURES, PREDICTIONS
+from fraud_mlops.schema import FEATURE_COLUMNS
+
+from .synthetic_gold import make_gold_pdf, mlflow_store_config, register_lr_model, to_spark, training_params
 
 MODEL_NAME = "fraud_scoring_test_model"
-INT_FEATURES = (
-    {"is_weekend", "is_night"}
-    | {c for c in FEATURE_COLUMNS if "_tx_count_" in c}
-    | {"customer_distinct_terminals_1d"}
-)
-NULLABLE_FEATURES = ("customer_seconds_since_prev_tx", "customer_amount_ratio_30d")
 TRAIN_DAYS = [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(8)]
 SCORE_DAYS = [dt.date(2018, 5, 1) + dt.timedelta(days=i) for i in range(3)]
 
 
-# ----------------------------------------------------------------------------- synthetic gold
-def make_gold_pdf(days, n_per_day, seed, id_offset=0, amount_shift=1.0):
-    """Synthetic gold rows: fraud more likely for large amounts and risky terminals."""
-    rng = np.random.default_rng(seed)
-    n = len(days) * n_per_day
-    tx_date = np.repeat(np.array(days, dtype=object), n_per_day)
-    secs = rng.integers(0, 86_400, n)
-    amount = np.round(rng.lognormal(3.5, 0.6, n) * amount_shift, 2)
-    risk = rng.beta(1, 8, n)
-    logit = -4.0 + 0.02 * amount + 8.0 * risk
-    fraud = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int32")
-    pdf = pd.DataFrame(
-        {
-            "transaction_id": np.arange(id_offset, id_offset + n, dtype="int64"),
-            "tx_datetime": [
-                dt.datetime.combine(d, dt.time()) + dt.timedelta(seconds=int(s))
-                for d, s in zip(tx_date, secs)
-            ],
-            "tx_date": tx_date,
-            "customer_id": rng.integers(0, 60, n).astype("int64"),
-            "terminal_id": rng.integers(0, 200, n).astype("int64"),
-            "tx_amount": amount,
-            LABEL_COLUMN: fraud,
-        }
-    )
-    for c in FEATURE_COLUMNS:
-        if c == "tx_amount":
-            continue
-        if c in INT_FEATURES:
-            pdf[c] = rng.integers(0, 2 if c.startswith("is_") else 20, n).astype("int32")
-        elif c.startswith("terminal_risk"):
-            pdf[c] = np.clip(risk + rng.normal(0, 0.02, n), 0, 1)
-        else:
-            pdf[c] = rng.lognormal(3.0, 0.5, n)
-    for c in NULLABLE_FEATURES:
-        pdf.loc[rng.random(n) < 0.1, c] = np.nan
-    return pdf
-
-
-def gold_schema():
-    from pyspark.sql import types as T
-
-    fields = [
-        T.StructField("transaction_id", T.LongType()),
-        T.StructField("tx_datetime", T.TimestampType()),
-        T.StructField("tx_date", T.DateType()),
-        T.StructField("customer_id", T.LongType()),
-        T.StructField("terminal_id", T.LongType()),
-        T.StructField("tx_amount", T.DoubleType()),
-        T.StructField(LABEL_COLUMN, T.IntegerType()),
-    ]
-    for c in FEATURE_COLUMNS:
-        if c != "tx_amount":
-            fields.append(T.StructField(c, T.IntegerType() if c in INT_FEATURES else T.DoubleType()))
-    return T.StructType(fields)
-
-
-def to_spark(spark, pdf):
-    return spark.createDataFrame(pdf[[f.name for f in gold_schema().fields]], gold_schema())
-
-
-# ----------------------------------------------------------------------------- tiny registered model
-def register_lr_model(pdf, model_name, train_start, train_end, alias="champion"):
-    """Log a pyfunc over a logistic regression on FEATURE_COLUMNS, register it, set ``alias``."""
-    import mlflow
-    import mlflow.pyfunc
-    from mlflow.tracking import MlflowClient
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    feature_columns = list(FEATURE_COLUMNS)
-
-    class LogisticFraudModel(mlflow.pyfunc.PythonModel):  # local class: pickled by value
-        def __init__(self, clf):
-            self.clf = clf
-
-        def predict(self, context, model_input, params=None):
-            x = model_input[feature_columns].astype("float64").fillna(0.0).to_numpy()
-            return self.clf.predict_proba(x)[:, 1]
-
-    x = pdf[feature_columns].astype("float64").fillna(0.0).to_numpy()
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, pdf[LABEL_COLUMN])
-    with mlflow.start_run() as run:
-        mlflow.log_params(
-            {
-                "train_start": train_start.isoformat(),
-                "train_end": train_end.isoformat(),
-                "delay_days": 7,
-                "test_days": 7,
-            }
-        )
-        info = mlflow.pyfunc.log_model(name="model", python_model=LogisticFraudModel(clf))
-    mv = mlflow.register_model(info.model_uri, model_name)
-    if alias:
-        MlflowClient().set_registered_model_alias(model_name, alias, mv.version)
-    assert mv.run_id == run.info.run_id
-    return str(mv.version)
-
-
 @pytest.fixture(scope="module")
 def mlflow_store(tmp_path_factory):
-    return LakehouseConfig("c", "s", "delta-rs", tmp_path_factory.mktemp("mlflow"))
+    return mlflow_store_config(tmp_path_factory, "mlflow")
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +36,7 @@ def champion(mlflow_store, train_pdf):
     from fraud_mlops.tracking import configure_mlflow
 
     configure_mlflow(mlflow_store, "exp")
-    return register_lr_model(train_pdf, MODEL_NAME, TRAIN_DAYS[0], TRAIN_DAYS[-1])
+    return register_lr_model(train_pdf, MODEL_NAME, training_params(TRAIN_DAYS[0], TRAIN_DAYS[-1]))
 
 
 @pytest.fixture()
@@ -254,7 +150,7 @@ def test_threshold_change_and_new_champion_rewrite_rows(lakehouse, gold, mlflow_
 
     # promote a new version: the same range is rescored and rewritten with the new version
     new_version = register_lr_model(
-        train_pdf.sample(frac=0.7, random_state=0), MODEL_NAME, TRAIN_DAYS[0], TRAIN_DAYS[-1]
+        train_pdf.sample(frac=0.7, random_state=0), MODEL_NAME, training_params(TRAIN_DAYS[0], TRAIN_DAYS[-1])
     )
     try:
         res = run_batch_scoring(lakehouse, MODEL_NAME, day, day, threshold=0.0)
