@@ -69,7 +69,9 @@ def _require(run: JobRunResult, job: str) -> None:
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) >= 0.01 or value == 0 else f"{value:.1e}"
+    return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
