@@ -158,7 +158,7 @@ def promote(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     p = parse_named_parameters(argv, [*TARGET, "model_name"])
     lakehouse = _lakehouse(p)
-    configure_mlflow(lakehouse.config, "/Shared/fraud-mlops/promotions")
+    configure_mlflow(lakehouse.config)
     result = run_promotion(p["model_name"])
     verdict = "PROMOTED to champion" if result.get("promoted") else "NOT promoted"
     print(f"[promote] version {result.get('version')} {verdict}: " + "; ".join(result.get("reasons") or []))
@@ -176,7 +176,7 @@ def score(argv: Sequence[str] | None = None) -> dict[str, Any]:
         argv, [*TARGET, "model_name"], {"score_start": "", "score_end": "", "decision_threshold": "0.5"}
     )
     lakehouse = _lakehouse(p)
-    configure_mlflow(lakehouse.config, "/Shared/fraud-mlops/batch-scoring")
+    configure_mlflow(lakehouse.config)
     result = run_batch_scoring(
         lakehouse,
         p["model_name"],
@@ -203,7 +203,7 @@ def monitor(argv: Sequence[str] | None = None) -> dict[str, Any]:
          "min_average_precision": "0.3", "fail_on_alert": "false"},
     )
     lakehouse = _lakehouse(p)
-    configure_mlflow(lakehouse.config, "/Shared/fraud-mlops/monitoring")
+    configure_mlflow(lakehouse.config)
     thresholds = MonitoringThresholds(
         psi_alert_threshold=parse_float(p["psi_alert_threshold"], "psi_alert_threshold"),
         psi_retrain_threshold=parse_float(p["psi_retrain_threshold"], "psi_retrain_threshold"),

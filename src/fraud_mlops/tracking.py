@@ -9,8 +9,11 @@ import mlflow
 from fraud_mlops.config import LakehouseConfig
 
 
-def configure_mlflow(config: LakehouseConfig, experiment_name: str) -> str:
+def configure_mlflow(config: LakehouseConfig, experiment_name: str | None = None) -> str | None:
     """Point MLflow at the target's tracking server and registry and select the experiment.
+
+    Tasks that only use the registry (scoring, monitoring, promotion) pass no experiment name: then
+    only the URIs are set and None is returned.
 
     Locally the tracking and registry store is ``sqlite:///<local_root>/mlflow.db`` and artifacts go
     to ``<local_root>/mlartifacts`` (the experiment is created with that artifact location, so
@@ -18,14 +21,16 @@ def configure_mlflow(config: LakehouseConfig, experiment_name: str) -> str:
     registry are used and the experiment is the bundle's ``resources.experiments`` entry.
 
     Returns:
-        The experiment id.
+        The experiment id, or None without ``experiment_name``.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if config.backend == "delta-rs" and config.local_root is not None:
+        config.local_root.mkdir(parents=True, exist_ok=True)  # the sqlite store lives there
     mlflow.set_tracking_uri(config.mlflow_tracking_uri())
     mlflow.set_registry_uri(config.mlflow_registry_uri())
+    if experiment_name is None:
+        return None
     artifact_root = config.mlflow_artifact_root()
-    if artifact_root is not None and config.local_root is not None:
-        config.local_root.mkdir(parents=True, exist_ok=True)
     experiment = mlflow.get_experiment_by_name(experiment_name)
     if experiment is None:
         if artifact_root is not None:
