@@ -31,7 +31,7 @@ EXPECTED_NAMED_PARAMETERS = {
         "catalog", "schema", "model_name", "score_start", "score_end", "decision_threshold"]),
     ("monitoring", "monitor"): ("fraud-monitor", [
         "catalog", "schema", "model_name", "window_start", "window_end", "psi_alert_threshold",
-        "psi_retrain_threshold", "min_average_precision", "fail_on_alert"]),
+        "psi_retrain_threshold", "min_average_precision", "fail_on_alert", "label_delay_days"]),
 }
 
 

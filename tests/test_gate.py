@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from fraud_mlops import gate
 from fraud_mlops.config import LakehouseConfig
 from fraud_mlops.gate import (
+    MAX_TAG_VALUE_CHARS,
     GateThresholds,
     decide,
     promote_challenger,
     register_challenger,
+    registry_tag_key,
     run_promotion,
     run_training,
     run_validation,
+    tag_value,
     validate_challenger,
 )
 from fraud_mlops.schema import FEATURE_COLUMNS
@@ -209,8 +215,10 @@ def test_train_validate_promote_then_reject_a_worse_model(tracking):
     )
     tags = _tags(client, 1)
     assert tags["validation_status"] == "passed"
-    assert tags["validation.champion_version"] == "none"
-    assert float(tags["validation.average_precision"]) > 0.8
+    assert tags["validation_champion_version"] == "none"
+    assert float(tags["validation_average_precision"]) > 0.8
+    assert tags["validation_test_start"] == "2018-04-15"
+    assert tags["validation_test_end"] == "2018-04-21"
     validation_run = client.get_run(first["validation_run_id"])
     assert validation_run.data.tags["validation_status"] == "passed"
     assert validation_run.data.params["test_start"] == "2018-04-15"
@@ -243,8 +251,8 @@ def test_train_validate_promote_then_reject_a_worse_model(tracking):
     tags = _tags(client, 2)
     assert tags["validation_status"] == "failed"
     assert "below champion v1" in tags["validation_reasons"]
-    assert tags["validation.champion_version"] == "1"
-    assert "validation.champion.average_precision" in tags
+    assert tags["validation_champion_version"] == "1"
+    assert "validation_champion_average_precision" in tags
 
     rejected = run_promotion(NAME)
     assert not rejected["promoted"]
@@ -258,7 +266,7 @@ def test_train_validate_promote_then_reject_a_worse_model(tracking):
 
     # --- a passed validation against another champion is stale: no promotion
     client.set_model_version_tag(NAME, "2", "validation_status", "passed")
-    client.set_model_version_tag(NAME, "2", "validation.champion_version", "none")
+    client.set_model_version_tag(NAME, "2", "validation_champion_version", "none")
     stale = promote_challenger(NAME)
     assert not stale["promoted"]
     assert "champion changed since validation" in stale["reasons"][0]
@@ -274,3 +282,75 @@ def test_validation_and_promotion_need_a_registered_challenger(tracking):
         validate_challenger("no_such_model", make_gold(n_days=1, n_customers=2), T)
     with pytest.raises(LookupError, match="not registered"):
         promote_challenger("no_such_model")
+
+
+# ------------------------------------------------------------------------------------ tag rules
+# Unity Catalog's registry (databricks-uc) rejects tag keys with any of ". , - = / :" and values
+# longer than 1000 characters.
+UC_TAG_KEY = re.compile(r"^[A-Za-z0-9_ ]+$")
+
+
+def test_registry_tag_key_builds_and_rejects_forbidden_characters():
+    assert registry_tag_key("validation", "champion", "roc_auc") == "validation_champion_roc_auc"
+    assert registry_tag_key("validation_status") == "validation_status"
+    for bad in (".", ",", "-", "=", "/", ":"):
+        with pytest.raises(ValueError, match="forbidden"):
+            registry_tag_key("validation", f"a{bad}b")
+    with pytest.raises(ValueError, match="empty"):
+        registry_tag_key("")
+
+
+def test_tag_value_truncates_with_a_visible_marker():
+    assert tag_value(1.5) == "1.5"
+    exact = "x" * MAX_TAG_VALUE_CHARS
+    assert tag_value(exact) == exact
+    long = tag_value("y" * 5000)
+    assert len(long) == MAX_TAG_VALUE_CHARS == 1000
+    assert long.endswith("…") and long.startswith("y" * 900)
+
+
+def test_every_model_version_tag_fits_unity_catalog(tracking, monkeypatch):
+    client = tracking
+    gold = make_gold()
+    lenient = GateThresholds(min_average_precision=0.5, min_roc_auc=0.8, max_ap_degradation=1.0)
+    run_training(gold, **WINDOW, model_name=NAME, xgb_params=FAST_XGB, git_commit="deadbeef")
+    assert validate_challenger(NAME, gold, lenient)["promote"]
+    assert promote_challenger(NAME)["promoted"]
+
+    # A second challenger, validated against the champion (champion metric tags) and promoted,
+    # with reasons long enough to need truncation.
+    train, test = time_split(gold, **WINDOW)
+    second = train_and_log(train, test, "xgboost", FAST_XGB, model_name=NAME, extra_params=WINDOW)
+    register_challenger(NAME, second.registered_version)
+    real_decide = gate.decide
+
+    def verbose_decide(*args, **kwargs):
+        decision = real_decide(*args, **kwargs)
+        return dataclasses.replace(decision, reasons=[*decision.reasons, "z" * 3000])
+
+    monkeypatch.setattr(gate, "decide", verbose_decide)
+    result = validate_challenger(NAME, gold, lenient)
+    assert result["champion_version"] == "1" and result["promote"]
+    assert promote_challenger(NAME)["promoted"]
+
+    versions = client.search_model_versions(f"name='{NAME}'")
+    assert {str(v.version) for v in versions} == {"1", "2"}
+    all_keys = set()
+    for v in versions:
+        tags = client.get_model_version(NAME, str(v.version)).tags
+        assert tags["validation_status"] == "passed" and tags["promotion_status"] == "promoted"
+        for key, value in tags.items():
+            assert UC_TAG_KEY.match(key), f"v{v.version} tag key {key!r} is rejected by Unity Catalog"
+            assert len(value) <= MAX_TAG_VALUE_CHARS, f"v{v.version} tag {key!r} is {len(value)} chars"
+        all_keys |= set(tags)
+    assert {
+        "validation_test_start",
+        "validation_test_end",
+        "validation_champion_version",
+        "validation_average_precision",
+        "validation_champion_average_precision",
+        "validation_reasons",
+        "previous_champion_version",
+    } <= all_keys
+    reasons = client.get_model_version(NAME, "2").tags["validation_reasons"]
+    assert len(reasons) == MAX_TAG_VALUE_CHARS and reasons.endswith("…")

@@ -35,6 +35,7 @@ BAD_DAY_2 = [
     "3,2018-04-02 00:00:01,10,20,10.00,86401,1,0,0",  # good
     ",2018-04-02 00:00:02,10,20,10.00,86402,1,0,0",  # no transaction id
     "5,2018-04-02 25:61:00,10,20,10.00,86403,1,0,0",  # unparseable timestamp
+    "9,2018-4-02 00:00:09,10,20,10.00,86409,1,0,0",  # near-miss timestamp (Spark's parser would raise)
     "6,2018-04-02 00:00:04,10,20,-3.50,86404,1,0,0",  # negative amount
     "7,2018-04-02 00:00:05,10,20,abc,86405,1,2,0",  # amount not a number, fraud not 0/1
     "8,2018-04-02 00:00:06,10,20",  # malformed: too few fields
@@ -78,6 +79,30 @@ def test_bronze_ingests_each_file_once_and_records_unreadable_files(lakehouse, l
     version = lakehouse.version(C.BRONZE_TRANSACTIONS)
     third = ingestion.ingest_bronze(lakehouse, str(landing))
     assert third["files_ingested"] == 0 and lakehouse.version(C.BRONZE_TRANSACTIONS) == version
+    assert third["files_changed_after_ingestion"] == []
+
+    # A file re-delivered under an ingested name is reported, not read again.
+    write_landing(landing, "2018-04-01.csv.gz", GOOD_DAY_1[:1])
+    fourth = ingestion.ingest_bronze(lakehouse, str(landing))
+    assert fourth["files_ingested"] == 0 and lakehouse.version(C.BRONZE_TRANSACTIONS) == version
+    assert fourth["files_changed_after_ingestion"] == [str(landing / "2018-04-01.csv.gz")]
+
+
+def test_bronze_source_file_keeps_the_landed_name(lakehouse, landing):
+    name = "2018-04-01 resent+1.csv.gz"
+    write_landing(landing, name, GOOD_DAY_1)
+    result = ingestion.ingest_bronze(lakehouse, str(landing))
+    assert result["rows_ingested"] == len(GOOD_DAY_1)
+    sources = {r[0] for r in lakehouse.read(C.BRONZE_TRANSACTIONS).select("_source_file").distinct().collect()}
+    assert sources == {f"{landing}/{name}"}
+    log = lakehouse.read(C.BRONZE_INGESTION_LOG).collect()
+    assert [(r["source_file"], r["rows"]) for r in log] == [(f"{landing}/{name}", len(GOOD_DAY_1))]
+
+
+def test_silver_and_gold_do_nothing_before_any_file_landed(lakehouse):
+    assert ingestion.build_silver(lakehouse)["files_processed"] == 0
+    assert ingestion.build_gold(lakehouse)["rows_written"] == 0
+    assert not lakehouse.exists(C.SILVER_TRANSACTIONS) and not lakehouse.exists(C.GOLD_FEATURES)
 
 
 def test_silver_rules_quarantine_and_reconciliation(lakehouse, landing):
@@ -101,6 +126,7 @@ def test_silver_rules_quarantine_and_reconciliation(lakehouse, landing):
     assert got == {
         (None, "2018-04-02 00:00:02"): ["transaction_id_present"],
         ("5", "2018-04-02 25:61:00"): ["tx_datetime_parseable"],
+        ("9", "2018-4-02 00:00:09"): ["tx_datetime_parseable"],
         ("6", "2018-04-02 00:00:04"): ["tx_amount_non_negative"],
         ("7", "2018-04-02 00:00:05"): ["tx_amount_non_negative", "tx_fraud_binary", "tx_fraud_scenario_valid"],
         ("8", "2018-04-02 00:00:06"): sorted(
@@ -144,3 +170,15 @@ def test_silver_rerun_changes_nothing_and_redoes_a_crashed_batch(lakehouse, land
     assert redo["files_processed"] == 1 and redo["rows_quarantined"] == quarantine_n
     assert sorted(lakehouse.read(C.SILVER_TRANSACTIONS).collect()) == silver_rows
     assert lakehouse.count(C.SILVER_QUARANTINE) == quarantine_n
+
+
+def test_task_entry_points_exit_zero_and_report_their_result(lakehouse):
+    """A console script ends with sys.exit(<return value>): the entry points return None (status 0)
+    and their result reaches the local runner through runtime.report."""
+    from fraud_mlops import runtime, tasks
+
+    argv = [f"--catalog={lakehouse.config.catalog}", f"--schema={lakehouse.config.schema}"]
+    runtime.CURRENT_TASK_KEY[0] = "silver"
+    assert tasks.silver(argv) is None
+    assert runtime.LOCAL_TASK_RESULTS.pop("silver")["files_processed"] == 0
+    assert tasks.silver.run(argv)["files_processed"] == 0

@@ -14,6 +14,12 @@ and ``champion`` (the version batch scoring uses). The flows:
    validation); otherwise leave ``champion`` untouched and tag the challenger
    ``promotion_status=rejected`` with the reasons.
 
+Model version tag keys use only letters, digits and underscores (``validation_status``,
+``validation_champion_version``, ``validation_<metric>``, ...): Unity Catalog's registry
+(``databricks-uc``) rejects keys containing any of ``. , - = / :`` and caps values at 1000
+characters. :func:`registry_tag_key` builds and checks every key; longer values are truncated with
+a trailing ``…``.
+
 MLflow must be configured beforehand (:func:`fraud_mlops.tracking.configure_mlflow`).
 """
 
@@ -60,7 +66,7 @@ CHALLENGER = "challenger"
 VALIDATION_STATUS_TAG = "validation_status"
 VALIDATION_REASONS_TAG = "validation_reasons"
 #: Model version tag naming the champion version the validation compared against (``none``).
-VALIDATION_CHAMPION_TAG = "validation.champion_version"
+VALIDATION_CHAMPION_TAG = "validation_champion_version"
 PROMOTION_STATUS_TAG = "promotion_status"
 PROMOTION_REASONS_TAG = "promotion_reasons"
 PENDING, PASSED, FAILED = "pending", "passed", "failed"
@@ -68,7 +74,11 @@ PENDING, PASSED, FAILED = "pending", "passed", "failed"
 #: Metrics the gate reads (keys of :func:`fraud_mlops.metrics.evaluate_scores`).
 GATE_METRICS = ("average_precision", "roc_auc")
 _REASON_SEPARATOR = "; "
-_MAX_TAG_CHARS = 5000
+#: Characters Unity Catalog rejects in tag keys.
+FORBIDDEN_TAG_KEY_CHARS = frozenset(".,-=/:")
+#: Longest tag value Unity Catalog accepts; longer values are truncated (see :func:`tag_value`).
+MAX_TAG_VALUE_CHARS = 1000
+_TRUNCATION_MARKER = "…"
 
 #: A gold source: a pandas frame, or a callable ``(first_day, last_day) -> frame`` that reads gold
 #: ``tx_date`` in that inclusive range.
@@ -249,9 +259,34 @@ def _aliases(client: MlflowClient, model_name: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in (model.aliases or {}).items()}
 
 
+def registry_tag_key(*parts: str) -> str:
+    """Join ``parts`` with ``_`` into a tag key that Unity Catalog's registry accepts.
+
+    ``registry_tag_key("validation", "champion", "roc_auc") == "validation_champion_roc_auc"``.
+
+    Raises:
+        ValueError: the key is empty or contains one of ``. , - = / :``.
+    """
+    key = "_".join(str(p) for p in parts)
+    if not key.strip():
+        raise ValueError("registry tag key must not be empty")
+    bad = sorted({c for c in key if c in FORBIDDEN_TAG_KEY_CHARS})
+    if bad:
+        raise ValueError(f"registry tag key {key!r} contains forbidden character(s) {' '.join(bad)}")
+    return key
+
+
+def tag_value(value: Any) -> str:
+    """``str(value)``, truncated to :data:`MAX_TAG_VALUE_CHARS` with a trailing ``…`` when longer."""
+    text = str(value)
+    if len(text) <= MAX_TAG_VALUE_CHARS:
+        return text
+    return text[: MAX_TAG_VALUE_CHARS - len(_TRUNCATION_MARKER)] + _TRUNCATION_MARKER
+
+
 def _set_version_tags(client: MlflowClient, model_name: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
-        client.set_model_version_tag(model_name, version, key, str(value)[:_MAX_TAG_CHARS])
+        client.set_model_version_tag(model_name, version, registry_tag_key(key), tag_value(value))
 
 
 def register_challenger(model_name: str, version: str | int, *, client: MlflowClient | None = None) -> dict:
@@ -332,9 +367,10 @@ def validate_challenger(
     scored on that same window, and :func:`decide` judges.
 
     Recorded on the challenger version (tags): ``validation_status`` (``passed``/``failed``),
-    ``validation_reasons`` (joined by ``"; "``), ``validation_run_id``, ``validation.test_start``,
-    ``validation.test_end``, ``validation.champion_version`` (``none`` without champion),
-    ``validation.<metric>`` (challenger) and ``validation.champion.<metric>`` (champion). The
+    ``validation_reasons`` (joined by ``"; "``), ``validation_run_id``, ``validation_test_start``,
+    ``validation_test_end``, ``validation_champion_version`` (``none`` without champion),
+    ``validation_<metric>`` (challenger) and ``validation_champion_<metric>`` (champion); values
+    longer than 1000 characters end in ``…``. The
     validation run (active experiment, run name ``validate-<model>-v<version>``) has the same
     outcome as tags, the window and thresholds as params and ``challenger_<metric>`` /
     ``champion_<metric>`` metrics. While validating, the status is reset to ``pending``, so a
@@ -383,7 +419,7 @@ def validate_challenger(
                 "challenger_version": challenger_version,
                 "champion_version": champion_version or "none",
                 VALIDATION_STATUS_TAG: status,
-                VALIDATION_REASONS_TAG: reasons_text[:_MAX_TAG_CHARS],
+                VALIDATION_REASONS_TAG: tag_value(reasons_text),
                 "challenger_run_id": challenger.run_id,
             }
         )
@@ -402,11 +438,14 @@ def validate_challenger(
 
     version_tags: dict[str, Any] = {
         "validation_run_id": validation_run_id,
-        "validation.test_start": test_start.isoformat(),
-        "validation.test_end": test_end.isoformat(),
+        registry_tag_key("validation", "test_start"): test_start.isoformat(),
+        registry_tag_key("validation", "test_end"): test_end.isoformat(),
         VALIDATION_CHAMPION_TAG: champion_version or "none",
-        **{f"validation.{k}": repr(float(v)) for k, v in challenger_metrics.items()},
-        **{f"validation.champion.{k}": repr(float(v)) for k, v in (champion_metrics or {}).items()},
+        **{registry_tag_key("validation", k): repr(float(v)) for k, v in challenger_metrics.items()},
+        **{
+            registry_tag_key("validation", "champion", k): repr(float(v))
+            for k, v in (champion_metrics or {}).items()
+        },
         VALIDATION_REASONS_TAG: reasons_text,
     }
     _set_version_tags(client, model_name, challenger_version, version_tags)
@@ -433,7 +472,7 @@ def promote_challenger(model_name: str, *, client: MlflowClient | None = None) -
     """Move ``champion`` to the challenger when, and only when, its validation passed.
 
     Promotion requires the challenger's ``validation_status`` tag to be ``passed`` and the current
-    champion to be the one the validation compared against (``validation.champion_version``); a
+    champion to be the one the validation compared against (``validation_champion_version``); a
     champion promoted in between forces a new validation. On success ``champion`` points to the
     challenger version, the ``challenger`` alias is removed, and the version is tagged
     ``promotion_status=promoted``, ``promoted_at`` and ``previous_champion_version``. Otherwise

@@ -32,7 +32,7 @@ from pyspark.sql import types as T
 
 from fraud_mlops import config as C
 from fraud_mlops.lakehouse import Lakehouse
-from fraud_mlops.quality import DUPLICATE_RULE, SILVER_RULES, TX_DATETIME_FORMAT, with_rule_results
+from fraud_mlops.quality import DUPLICATE_RULE, PARSED_TX_DATETIME, SILVER_RULES, with_rule_results
 
 log = logging.getLogger("fraud_mlops.ingestion")
 
@@ -67,7 +67,8 @@ INGESTION_LOG_SCHEMA = T.StructType(
 
 @dataclass(frozen=True)
 class LandedFile:
-    """A file found in the landing folder: its path (as given, joined with the name), size, mtime."""
+    """A file found in the landing folder: path (as given, joined with the name), size in bytes and
+    modification time (timezone-aware, UTC)."""
 
     path: str
     size_bytes: int
@@ -87,7 +88,7 @@ def list_landing_files(landing_path: str, pattern: str = "*.csv*") -> list[Lande
         full = os.path.join(landing_path, name)
         if fnmatch.fnmatch(name, pattern) and os.path.isfile(full):
             st = os.stat(full)
-            found.append(LandedFile(full, st.st_size, dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).replace(tzinfo=None)))
+            found.append(LandedFile(full, st.st_size, dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)))
     return found
 
 
@@ -130,7 +131,8 @@ def read_landing_files(spark, paths: list[str], landing_path: str) -> DataFrame:
         .csv(paths)
     )
     base = landing_path.rstrip("/") + "/"
-    file_name = F.element_at(F.split(F.col("_metadata.file_path"), "/"), -1)
+    # _metadata.file_path is a URI: decode it (a literal '+' stays '+', not a space).
+    file_name = F.expr("url_decode(replace(element_at(split(_metadata.file_path, '/'), -1), '+', '%2B'))")
     return df.withColumn("_source_file", F.concat(F.lit(base), file_name))
 
 
@@ -145,7 +147,9 @@ def ingest_bronze(lakehouse: Lakehouse, landing_path: str, file_pattern: str = "
 
     Returns:
         ``files_new``, ``files_ingested``, ``files_failed`` (list of ``{file, error}``),
-        ``rows_ingested``, ``bronze_rows`` (table total), ``ingestion_run_id``.
+        ``files_changed_after_ingestion`` (already ingested files whose size or modification time
+        changed since: reported, not re-read), ``rows_ingested``, ``bronze_rows`` (table total),
+        ``ingestion_run_id``.
 
     Raises:
         FileNotFoundError: the landing folder does not exist.
@@ -153,20 +157,29 @@ def ingest_bronze(lakehouse: Lakehouse, landing_path: str, file_pattern: str = "
     spark = lakehouse.spark
     local_landing = lakehouse.config.resolve_path(landing_path)
     landed = list_landing_files(local_landing, file_pattern)
-    done: set[str] = set()
+    done: dict[str, tuple[int, float]] = {}  # file -> (size in bytes, mtime in epoch seconds)
     if lakehouse.exists(C.BRONZE_INGESTION_LOG):
         done = {
-            r["source_file"]
+            r["source_file"]: (r["file_size_bytes"], r["modified_epoch"])
             for r in lakehouse.read(C.BRONZE_INGESTION_LOG)
             .where(F.col("status") == "ingested")
-            .select("source_file")
-            .distinct()
+            .select("source_file", "file_size_bytes", F.col("file_modified_at").cast("double").alias("modified_epoch"))
             .collect()
         }
     base = landing_path.rstrip("/") + "/"
     new = [f for f in landed if base + os.path.basename(f.path) not in done]
+    # A file is ingested once, by name. A file re-delivered under the same name with other content
+    # is not read again (bronze keeps what landed first) but reported, so that it is not missed.
+    changed = [
+        f.path
+        for f in landed
+        if (key := base + os.path.basename(f.path)) in done
+        and (done[key][0] != f.size_bytes or abs(done[key][1] - f.modified_at.timestamp()) > 1e-3)
+    ]
+    for path in changed:
+        log.warning("bronze: %s changed after it was ingested; it is not ingested again", path)
     run_id = uuid.uuid4().hex
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)  # aware: PySpark stores the true instant
     log.info("bronze: %d landed files, %d new (%d already ingested)", len(landed), len(new), len(landed) - len(new))
     errors = {f.path: check_landing_file(f.path) for f in new}
     for path, error in errors.items():
@@ -177,7 +190,7 @@ def ingest_bronze(lakehouse: Lakehouse, landing_path: str, file_pattern: str = "
     if readable:
         rows = (
             read_landing_files(spark, [f.path for f in readable], landing_path)
-            .withColumn("_ingested_at", F.lit(now).cast("timestamp"))
+            .withColumn("_ingested_at", F.lit(now.isoformat()).cast("timestamp"))
             .withColumn("_ingestion_run_id", F.lit(run_id))
         ).cache()
         counts = {r["_source_file"]: int(r["count"]) for r in rows.groupBy("_source_file").count().collect()}
@@ -206,6 +219,7 @@ def ingest_bronze(lakehouse: Lakehouse, landing_path: str, file_pattern: str = "
         "files_new": len(new),
         "files_ingested": len(readable),
         "files_failed": [{"file": f.path, "error": errors[f.path]} for f in new if errors[f.path]],
+        "files_changed_after_ingestion": changed,
         "rows_ingested": sum(counts.values()),
         "bronze_rows": lakehouse.count(C.BRONZE_TRANSACTIONS),
     }
@@ -222,7 +236,7 @@ def to_silver_columns(bronze: DataFrame) -> DataFrame:
     ``tx_time_days`` int, ``tx_fraud`` int (0/1), ``tx_fraud_scenario`` int, ``_source_file``,
     ``_ingested_at``.
     """
-    ts = F.expr(f"try_to_timestamp(TX_DATETIME, '{TX_DATETIME_FORMAT}')")
+    ts = F.expr(PARSED_TX_DATETIME)
     return bronze.select(
         F.expr("try_cast(TRANSACTION_ID AS BIGINT)").alias("transaction_id"),
         ts.alias("tx_datetime"),
@@ -298,11 +312,17 @@ def build_silver(lakehouse: Lakehouse) -> dict[str, Any]:
         ``files_processed``, ``rows_in``, ``rows_silver``, ``rows_quarantined``, table totals
         ``silver_rows`` and ``quarantine_rows``, and ``quarantined_by_rule``.
 
+    Does nothing (zero counts) while bronze does not exist yet.
+
     Raises:
-        TableNotFoundError: bronze does not exist yet.
         AssertionError: the count reconciliation fails (never expected; guards the invariant).
     """
     spark = lakehouse.spark
+    if not lakehouse.exists(C.BRONZE_TRANSACTIONS):
+        log.info("silver: bronze is empty (no file has landed yet); nothing to do")
+        return {"files_processed": 0, "rows_in": 0, "rows_silver": 0, "rows_quarantined": 0,
+                "silver_rows": lakehouse.count(C.SILVER_TRANSACTIONS),
+                "quarantine_rows": lakehouse.count(C.SILVER_QUARANTINE)}
     bronze = lakehouse.read(C.BRONZE_TRANSACTIONS)
     done: set[str] = set()
     if lakehouse.exists(SILVER_PROCESSED_FILES):
@@ -328,7 +348,7 @@ def build_silver(lakehouse: Lakehouse) -> dict[str, Any]:
         names = ", ".join("'" + f.replace("'", "''") + "'" for f in pending)
         lakehouse.overwrite(C.SILVER_QUARANTINE, quarantine, replace_where=f"_source_file IN ({names})")
         lakehouse.merge(C.SILVER_TRANSACTIONS, silver_rows, ["transaction_id"])
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         checkpoint = spark.createDataFrame(
             [(f, now, in_counts.get(f, 0), ok_counts.get(f, 0), bad_counts.get(f, 0)) for f in pending],
             "source_file string, processed_at timestamp, rows_in bigint, rows_silver bigint, rows_quarantined bigint",
@@ -394,7 +414,7 @@ def build_gold(lakehouse: Lakehouse, label_delay_days: int = 7) -> dict[str, Any
     Reads silver from ``start - lookback_days(label_delay_days)`` to the last day, computes the
     features with :func:`fraud_mlops.features.build_features`, and replaces the gold rows of
     ``[start, end]`` (Delta replaceWhere), so a re-run leaves the same table. The daily summary is
-    replaced over the same days.
+    replaced over the same days. Does nothing while silver does not exist yet.
 
     Returns:
         ``recomputed_from``, ``recomputed_to`` (ISO dates or None), ``rows_written``, totals
@@ -402,10 +422,14 @@ def build_gold(lakehouse: Lakehouse, label_delay_days: int = 7) -> dict[str, Any
     """
     from fraud_mlops import features
 
-    silver = lakehouse.read(C.SILVER_TRANSACTIONS)
-    gold = lakehouse.read(C.GOLD_FEATURES) if lakehouse.exists(C.GOLD_FEATURES) else None
-    span = dates_to_recompute(silver, gold)
     result: dict[str, Any] = {"recomputed_from": None, "recomputed_to": None, "rows_written": 0}
+    if not lakehouse.exists(C.SILVER_TRANSACTIONS):
+        log.info("gold: silver is empty; nothing to do")
+        span = None
+    else:
+        silver = lakehouse.read(C.SILVER_TRANSACTIONS)
+        gold = lakehouse.read(C.GOLD_FEATURES) if lakehouse.exists(C.GOLD_FEATURES) else None
+        span = dates_to_recompute(silver, gold)
     if span is not None:
         start, end = span
         history_start = start - dt.timedelta(days=features.lookback_days(label_delay_days))

@@ -15,6 +15,15 @@ from pyspark.sql import functions as F
 #: Timestamp format of ``TX_DATETIME`` in the landing files.
 TX_DATETIME_FORMAT = "yyyy-MM-dd HH:mm:ss"
 
+#: ``TX_DATETIME`` parsed as a timestamp, or null when it is not exactly ``yyyy-MM-dd HH:mm:ss``. The
+#: shape check comes first because Spark's parser raises (SparkUpgradeException), instead of
+#: returning null, on some near-miss values such as ``2018-6-19 00:00:31`` under the default
+#: ``spark.sql.legacy.timeParserPolicy``.
+PARSED_TX_DATETIME = (
+    "CASE WHEN TX_DATETIME RLIKE '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$' "
+    f"THEN try_to_timestamp(TX_DATETIME, '{TX_DATETIME_FORMAT}') END"
+)
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -43,7 +52,7 @@ SILVER_RULES: tuple[Rule, ...] = (
     Rule(
         "tx_datetime_parseable",
         f"TX_DATETIME parses as {TX_DATETIME_FORMAT}",
-        f"try_to_timestamp(TX_DATETIME, '{TX_DATETIME_FORMAT}') IS NOT NULL",
+        f"({PARSED_TX_DATETIME}) IS NOT NULL",
     ),
     Rule(
         "tx_amount_non_negative",

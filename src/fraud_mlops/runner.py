@@ -809,6 +809,7 @@ def _run_python_wheel_task(task: Mapping[str, Any], ctx: _RunContext, resolve: E
     fn = resolve(pwt["package_name"], entry_point)
     log(f"{prefix} START    {key}: {entry_point} {' '.join(argv)}")
     runtime.LOCAL_TASK_VALUES.pop(key, None)
+    runtime.LOCAL_TASK_RESULTS.pop(key, None)
     runtime.CURRENT_TASK_KEY[0] = key
     saved_argv = sys.argv
     sys.argv = [entry_point, *argv]
@@ -824,14 +825,15 @@ def _run_python_wheel_task(task: Mapping[str, Any], ctx: _RunContext, resolve: E
         sys.argv = saved_argv
         res.values = dict(runtime.LOCAL_TASK_VALUES.get(key, {}))
         ctx.values[key] = res.values
+    reported = runtime.LOCAL_TASK_RESULTS.pop(key, {})  # what the task passed to runtime.report
     if isinstance(returned, dict):
         res.result = returned
     elif returned is None:
-        res.result = {}
+        res.result = reported
     elif isinstance(returned, int) and not isinstance(returned, bool):
         if returned != 0:
             raise TaskFailure(f"{entry_point} returned exit status {returned}")
-        res.result = {}
+        res.result = reported
     else:
         res.result = {"return": returned}
     res.status = SUCCESS

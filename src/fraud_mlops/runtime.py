@@ -9,10 +9,11 @@ same arguments and keeps task values in :data:`LOCAL_TASK_VALUES`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fraud_mlops.config import on_databricks
@@ -23,6 +24,8 @@ log = logging.getLogger("fraud_mlops")
 LOCAL_TASK_VALUES: dict[str, dict[str, Any]] = {}
 #: The task key the local runner is running now (set by the runner).
 CURRENT_TASK_KEY: list[str] = ["local"]
+#: The result each task of this process reported, ``{task_key: result}`` (read by the local runner).
+LOCAL_TASK_RESULTS: dict[str, dict[str, Any]] = {}
 
 
 class ParameterError(ValueError):
@@ -128,6 +131,25 @@ def set_task_value(key: str, value: Any) -> None:
 
 
 def report(task: str, result: dict[str, Any]) -> dict[str, Any]:
-    """Log a task's result as one JSON line (the task output) and return it."""
+    """Log a task's result as one JSON line (the task output), keep it for the local runner in
+    :data:`LOCAL_TASK_RESULTS`, and return it."""
     print(f"[{task}] " + json.dumps(result, default=str, sort_keys=True), flush=True)
+    LOCAL_TASK_RESULTS[CURRENT_TASK_KEY[0]] = result
     return result
+
+
+def entry_point(task: Callable[[Sequence[str] | None], dict[str, Any]]) -> Callable[[Sequence[str] | None], None]:
+    """Make a task function a console-script entry point.
+
+    A console script ends with ``sys.exit(<return value>)``, and ``sys.exit`` of a dict exits with
+    status 1, so the entry point returns None (status 0) and a failure is an exception (status 1).
+    The result stays available: the task reports it with :func:`report`, and the undecorated
+    function is the entry point's ``run`` attribute, for Python callers.
+    """
+
+    @functools.wraps(task)
+    def main(argv: Sequence[str] | None = None) -> None:
+        task(argv)
+
+    main.run = task  # type: ignore[attr-defined]
+    return main

@@ -1,8 +1,9 @@
 """Job task entry points (``python_wheel_task`` entry points of the bundle's jobs).
 
 Each entry point parses its named parameters, gets the Spark session and the target's tables, calls
-the library, and reports a JSON result. Nothing else lives here: the logic is in the library
-modules. On Databricks the runtime calls them as console scripts (``fraud-bronze --catalog=...``);
+the library, and reports a JSON result (:func:`fraud_mlops.runtime.report`); as a console script it
+exits 0, or 1 with the exception on failure (``tasks.<name>.run(argv)`` returns the result dict).
+Nothing else lives here: the logic is in the library modules. On Databricks the runtime calls them as console scripts (``fraud-bronze --catalog=...``);
 locally :mod:`fraud_mlops.runner` calls the same functions in-process with the same arguments.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from fraud_mlops.config import LakehouseConfig
 from fraud_mlops.lakehouse import Lakehouse
-from fraud_mlops.runtime import parse_int, parse_named_parameters, report
+from fraud_mlops.runtime import entry_point, parse_int, parse_named_parameters, report
 
 TARGET = ("catalog", "schema")
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -26,6 +27,7 @@ def _lakehouse(params: dict[str, str]) -> Lakehouse:
     return Lakehouse(get_spark(), LakehouseConfig.from_env(params["catalog"], params["schema"]))
 
 
+@entry_point
 def bronze(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Ingest new landing files into ``bronze_transactions`` (parameters: catalog, schema,
     landing_path, file_pattern)."""
@@ -35,6 +37,7 @@ def bronze(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return report("bronze", ingest_bronze(_lakehouse(p), p["landing_path"], p["file_pattern"]))
 
 
+@entry_point
 def silver(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Validate, type and de-duplicate new bronze rows into silver and quarantine."""
     from fraud_mlops.ingestion import build_silver
@@ -43,6 +46,7 @@ def silver(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return report("silver", build_silver(_lakehouse(p)))
 
 
+@entry_point
 def gold(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Build the gold feature table and the daily summary for the new days (parameter
     label_delay_days, default 7)."""
@@ -53,14 +57,16 @@ def gold(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return report("gold", build_gold(_lakehouse(p), label_delay_days=delay))
 
 
-def _gold_loader(lakehouse: Lakehouse):
-    """A callable ``(first_day, last_day) -> pandas.DataFrame`` over the gold feature table."""
+def _gold_loader(lakehouse: Lakehouse, version: int | None = None):
+    """A callable ``(first_day, last_day) -> pandas.DataFrame`` over the gold feature table, at Delta
+    ``version`` when given (so that what is read is what the run logs)."""
     from pyspark.sql import functions as F
 
     from fraud_mlops.config import GOLD_FEATURES
 
     def load(first_day, last_day):
-        return lakehouse.read(GOLD_FEATURES).where(F.col("tx_date").between(first_day, last_day)).toPandas()
+        gold = lakehouse.read(GOLD_FEATURES, version=version)
+        return gold.where(F.col("tx_date").between(first_day, last_day)).toPandas()
 
     return load
 
@@ -76,6 +82,7 @@ def default_training_window(
     return train_end - dt.timedelta(days=train_days - 1), train_end
 
 
+@entry_point
 def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train the candidate (XGBoost by default) and the logistic-regression baseline on a time-based
     split of gold, log both to MLflow, register the candidate and tag it ``challenger``.
@@ -86,6 +93,7 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from fraud_mlops import config as C
     from fraud_mlops.gate import run_training
+    from fraud_mlops.lakehouse import TableNotFoundError
     from fraud_mlops.runtime import parse_float, parse_optional_date, set_task_value
     from fraud_mlops.tracking import configure_mlflow
     from fraud_mlops.training import required_date_range
@@ -100,13 +108,18 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
     delay, test_days = parse_int(p["delay_days"], "delay_days"), parse_int(p["test_days"], "test_days")
     start = parse_optional_date(p["train_start"], "train_start")
     end = parse_optional_date(p["train_end"], "train_end")
+    gold_version = lakehouse.version(C.GOLD_FEATURES)
+    if gold_version is None:
+        raise TableNotFoundError(f"{lakehouse.ref(C.GOLD_FEATURES).full_name} does not exist: run ingestion first")
     if start is None or end is None:
-        latest = lakehouse.read(C.GOLD_FEATURES).agg(F.max("tx_date")).collect()[0][0]
+        latest = lakehouse.read(C.GOLD_FEATURES, version=gold_version).agg(F.max("tx_date")).collect()[0][0]
+        if latest is None:
+            raise ValueError(f"{lakehouse.ref(C.GOLD_FEATURES).full_name} is empty: nothing to train on")
         default_start, default_end = default_training_window(latest, delay, test_days)
         start, end = start or default_start, end or default_end
     configure_mlflow(lakehouse.config, p["experiment_name"])
-    versions = lakehouse.versions([C.GOLD_FEATURES, C.SILVER_TRANSACTIONS])
-    gold_pdf = _gold_loader(lakehouse)(*required_date_range(start, end, delay, test_days))
+    versions = {lakehouse.ref(C.GOLD_FEATURES).full_name: gold_version}
+    gold_pdf = _gold_loader(lakehouse, gold_version)(*required_date_range(start, end, delay, test_days))
     xgb_params = {
         "n_estimators": parse_int(p["n_estimators"], "n_estimators"),
         "max_depth": parse_int(p["max_depth"], "max_depth"),
@@ -128,6 +141,7 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return report("train", result)
 
 
+@entry_point
 def validate(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Score the ``challenger`` and the ``champion`` on the challenger's test window and record the
     gate's decision on the challenger version (thresholds are parameters)."""
@@ -147,9 +161,13 @@ def validate(argv: Sequence[str] | None = None) -> dict[str, Any]:
         min_roc_auc=parse_float(p["min_roc_auc"], "min_roc_auc"),
         max_ap_degradation=parse_float(p["max_ap_degradation"], "max_ap_degradation"),
     )
-    return report("validate", run_validation(_gold_loader(lakehouse), p["model_name"], thresholds))
+    from fraud_mlops.config import GOLD_FEATURES
+
+    loader = _gold_loader(lakehouse, lakehouse.version(GOLD_FEATURES))
+    return report("validate", run_validation(loader, p["model_name"], thresholds))
 
 
+@entry_point
 def promote(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Move the ``champion`` alias to the challenger only if its validation passed; otherwise keep
     the champion and report why (the challenger stays tagged ``challenger``)."""
@@ -165,6 +183,7 @@ def promote(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return report("promote", result)
 
 
+@entry_point
 def score(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Score gold rows of ``[score_start, score_end]`` (empty: the latest gold day) with
     ``models:/<model_name>@champion`` and merge them into ``predictions``."""
@@ -187,9 +206,11 @@ def score(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return report("score", result)
 
 
+@entry_point
 def monitor(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Drift (PSI of every feature and of the score against the champion's training window) and
-    quality (average precision, card precision top-100) for a window; append them to
+    quality (average precision, card precision top-100, on the window's rows at least
+    ``label_delay_days`` old, whose labels are known) for a window; append them to
     ``monitoring_metrics``; publish the ``alert`` and ``retrain`` task values, and fail when
     ``fail_on_alert`` is true and a threshold is breached."""
     from fraud_mlops.monitoring import MonitoringThresholds, run_monitoring
@@ -200,7 +221,7 @@ def monitor(argv: Sequence[str] | None = None) -> dict[str, Any]:
         argv,
         [*TARGET, "model_name"],
         {"window_start": "", "window_end": "", "psi_alert_threshold": "0.2", "psi_retrain_threshold": "0.25",
-         "min_average_precision": "0.3", "fail_on_alert": "false"},
+         "min_average_precision": "0.3", "fail_on_alert": "false", "label_delay_days": "7"},
     )
     lakehouse = _lakehouse(p)
     configure_mlflow(lakehouse.config)
@@ -215,6 +236,7 @@ def monitor(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parse_optional_date(p["window_start"], "window_start"),
         parse_optional_date(p["window_end"], "window_end"),
         thresholds,
+        label_delay_days=parse_int(p["label_delay_days"], "label_delay_days"),
     )
     set_task_value("alert", "true" if result.alert else "false")
     set_task_value("retrain", "true" if result.retrain else "false")
