@@ -93,7 +93,7 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
 
     # Monitoring writes its metrics and decides on the retrain branch.
     monitoring = _run(bundle, "monitoring", {"window_start": "2018-07-30", "window_end": "2018-07-31",
-                                             "min_average_precision": "0.05"})
+                                             "min_average_precision": "0.05", "label_delay_days": "0"})
     monitor = monitoring.tasks["monitor"].result
     assert monitor["n_transactions"] == n_days and 0.0 <= monitor["score_psi"] < 0.25
     assert monitor["average_precision"] is not None

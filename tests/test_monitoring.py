@@ -198,7 +198,8 @@ def test_monitoring_stable_window_writes_metrics_without_alert(
 ):
     window = _setup_window(lakehouse, spark, train_pdf)
     th = MonitoringThresholds()
-    result = run_monitoring(lakehouse, MODEL_NAME, thresholds=th)  # default: last 7 days of predictions
+    # default window: last 7 days of predictions; no label delay, so every label counts
+    result = run_monitoring(lakehouse, MODEL_NAME, thresholds=th, label_delay_days=0)
 
     assert (result.window_start, result.window_end) == (WINDOW_DAYS[0], WINDOW_DAYS[-1])
     assert (result.reference_start, result.reference_end) == (TRAIN_DAYS[0], TRAIN_DAYS[-1])
@@ -258,6 +259,7 @@ def test_monitoring_stable_window_writes_metrics_without_alert(
         WINDOW_DAYS[0],
         WINDOW_DAYS[-1],
         MonitoringThresholds(min_average_precision=0.99),
+        label_delay_days=0,
     )
     assert strict.alert and strict.retrain and any("average precision" in r for r in strict.reasons)
     rows = _metrics_pdf(lakehouse)
@@ -280,6 +282,8 @@ def test_monitoring_flags_drifted_feature(lakehouse, spark, train_pdf, champion,
     _setup_window(lakehouse, spark, train_pdf, amount_factor=3.0)  # amounts tripled in the window
     result = run_monitoring(lakehouse, MODEL_NAME, WINDOW_DAYS[0], WINDOW_DAYS[-1], MonitoringThresholds())
 
+    # default label delay (7 days) over a 7-day window: no labeled row, the flags come from PSI only
+    assert result.label_delay_days == 7 and result.n_labeled == 0 and result.average_precision is None
     assert result.max_feature_psi_column == "tx_amount"
     assert (
         result.feature_psi["tx_amount"] > 0.25 and result.max_feature_psi == result.feature_psi["tx_amount"]
@@ -336,3 +340,56 @@ def test_monitoring_errors(lakehouse, spark, train_pdf, champion, card_precision
     register_lr_model(train_pdf, MODEL_NAME + "_no_params", {"delay_days": 7})
     with pytest.raises(MonitoringError, match="train_start"):
         run_monitoring(lakehouse, MODEL_NAME + "_no_params")
+
+
+def test_monitoring_default_label_delay_excludes_last_seven_days(
+    lakehouse, spark, train_pdf, champion, card_precision
+):
+    from fraud_mlops.scoring import run_batch_scoring
+
+    days = [dt.date(2018, 5, 1) + dt.timedelta(days=i) for i in range(10)]
+    window = make_gold_pdf(days, PER_DAY, seed=13, id_offset=2_000_000, **GOLD_OPTIONS)
+    # a few unknown labels among the old days: they count as unlabeled too
+    unknown = window.index[window["tx_date"] == days[0]][:5]
+    window[LABEL_COLUMN] = window[LABEL_COLUMN].astype("Int32")
+    window.loc[unknown, LABEL_COLUMN] = pd.NA
+    lakehouse.overwrite(GOLD_FEATURES, to_spark(spark, pd.concat([train_pdf, window], ignore_index=True)))
+    assert run_batch_scoring(lakehouse, MODEL_NAME, days[0], days[-1])["inserted"] == len(window)
+
+    # window of 10 days ending on the latest scored day; default delay 7: labels of days 1-3 only
+    strict = MonitoringThresholds(min_average_precision=0.99)
+    result = run_monitoring(lakehouse, MODEL_NAME, thresholds=strict, window_days=10)
+    assert (result.window_start, result.window_end) == (days[0], days[-1]) and result.label_delay_days == 7
+    assert result.n_transactions == len(window)
+    labeled = window[(window["tx_date"] <= days[2]) & window[LABEL_COLUMN].notna()]
+    assert result.n_labeled == 3 * PER_DAY - len(unknown) == len(labeled)
+    assert result.fraud_rate == pytest.approx(labeled[LABEL_COLUMN].astype(float).mean())
+    assert result.average_precision is not None and result.card_precision_top_100 is not None
+    assert result.alert and any("average precision" in r for r in result.reasons)
+    if card_precision is not None:  # the stand-in only saw the labeled rows
+        assert len(card_precision[-1]) == len(labeled)
+    rows = _metrics_pdf(lakehouse)
+    assert rows[rows["metric"] == "n_labeled"]["value"].item() == len(labeled)
+    assert rows[rows["metric"] == "n_transactions"]["value"].item() == len(window)
+
+    # drift is unaffected by the delay: same PSI with every label known
+    no_delay = run_monitoring(lakehouse, MODEL_NAME, thresholds=strict, window_days=10, label_delay_days=0)
+    assert no_delay.n_labeled == len(window) - len(unknown)
+    assert no_delay.feature_psi == pytest.approx(result.feature_psi)
+    assert no_delay.score_psi == pytest.approx(result.score_psi)
+
+    # the default 7-day window has no labeled row: quality metrics omitted, no AP alert
+    recent = run_monitoring(lakehouse, MODEL_NAME, thresholds=strict)
+    assert (recent.window_start, recent.window_end) == (days[3], days[-1])
+    assert recent.n_transactions == 7 * PER_DAY and recent.n_labeled == 0
+    assert recent.average_precision is None and recent.card_precision_top_100 is None
+    assert recent.fraud_rate is None
+    assert not any("average precision" in r for r in recent.reasons)
+    assert not recent.alert and not recent.retrain, recent.to_dict()
+    d = json.loads(json.dumps(recent.to_dict()))
+    assert d["n_labeled"] == 0 and d["average_precision"] is None and d["label_delay_days"] == 7
+    rows = _metrics_pdf(lakehouse)
+    recent_rows = rows[pd.to_datetime(rows["window_start"]) == pd.Timestamp(days[3])]
+    assert recent_rows[recent_rows["metric"] == "n_labeled"]["value"].item() == 0
+    assert not set(recent_rows["metric"]) & {"average_precision", "card_precision_top_100", "fraud_rate"}
+    assert not recent_rows["breached"].any()

@@ -120,19 +120,53 @@ def test_batch_scoring_is_idempotent(lakehouse, gold, mlflow_env):
     assert sum(r[6] for r in rows_before) == first["flagged"]
 
 
-def test_default_range_is_latest_gold_day(lakehouse, gold, mlflow_env):
-    from fraud_mlops.scoring import run_batch_scoring
+def _scored_days(lakehouse):
+    return {r["tx_date"] for r in lakehouse.read(PREDICTIONS).select("tx_date").distinct().collect()}
 
+
+def test_default_range_catches_up_from_last_scored_day(lakehouse, spark, gold, mlflow_env):
+    from fraud_mlops.scoring import default_range, run_batch_scoring
+
+    # first run, no predictions table: the latest gold day only
+    assert default_range(lakehouse) == (SCORE_DAYS[-1], SCORE_DAYS[-1])
     res = run_batch_scoring(lakehouse, MODEL_NAME, None, None, threshold=0.5)
     assert res["score_start"] == res["score_end"] == SCORE_DAYS[-1].isoformat()
     assert res["rows_scored"] == res["inserted"] == 40
-    days = {r["tx_date"] for r in lakehouse.read(PREDICTIONS).select("tx_date").distinct().collect()}
-    assert days == {SCORE_DAYS[-1]}
-    # a single bound means a single day
+    assert _scored_days(lakehouse) == {SCORE_DAYS[-1]}
+
+    # two later days land in gold (say the run of the first one failed): the default scores both
+    late_days = [SCORE_DAYS[-1] + dt.timedelta(days=i) for i in (1, 2)]
+    late = make_gold_pdf(late_days, 25, seed=4, id_offset=200_000)
+    lakehouse.overwrite(GOLD_FEATURES, to_spark(spark, pd.concat([gold, late], ignore_index=True)))
+    res = run_batch_scoring(lakehouse, MODEL_NAME, None, None, threshold=0.5)
+    assert (res["score_start"], res["score_end"]) == (late_days[0].isoformat(), late_days[-1].isoformat())
+    assert res["rows_scored"] == res["inserted"] == 50 and res["updated"] == res["unchanged"] == 0
+    assert _scored_days(lakehouse) == {SCORE_DAYS[-1], *late_days}
+    version = lakehouse.version(PREDICTIONS)
+    assert res["predictions_version"] == version
+
+    # everything is scored: the default range is empty, nothing is written
+    assert default_range(lakehouse) == (late_days[-1] + dt.timedelta(days=1), late_days[-1])
+    res = run_batch_scoring(lakehouse, MODEL_NAME, None, None, threshold=0.5)
+    assert res["score_start"] is None and res["score_end"] is None
+    assert res["rows_scored"] == res["inserted"] == res["updated"] == res["unchanged"] == res["flagged"] == 0
+    assert res["predictions_version"] == version and lakehouse.version(PREDICTIONS) == version
+    assert res["model_version"] == mlflow_env
+
+    # a single bound means a single day (earlier days are never revisited by the default)
     one = run_batch_scoring(lakehouse, MODEL_NAME, SCORE_DAYS[0], None, threshold=0.5)
     assert one["score_start"] == one["score_end"] == SCORE_DAYS[0].isoformat() and one["inserted"] == 40
     with pytest.raises(ValueError, match="after"):
         run_batch_scoring(lakehouse, MODEL_NAME, SCORE_DAYS[-1], SCORE_DAYS[0])
+
+
+def test_default_range_with_empty_predictions_table(lakehouse, spark, gold, mlflow_env):
+    from fraud_mlops.scoring import PREDICTION_COLUMNS, default_range
+
+    schema = ", ".join(f"{name} {t}" for name, t in PREDICTION_COLUMNS.items())
+    lakehouse.overwrite(PREDICTIONS, spark.createDataFrame([], schema))
+    assert lakehouse.exists(PREDICTIONS)
+    assert default_range(lakehouse) == (SCORE_DAYS[-1], SCORE_DAYS[-1])
 
 
 def test_threshold_change_and_new_champion_rewrite_rows(lakehouse, gold, mlflow_env, train_pdf):

@@ -56,6 +56,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fraud_mlops.config import GOLD_FEATURES, MONITORING_METRICS, PREDICTIONS
+from fraud_mlops.features import DEFAULT_LABEL_DELAY_DAYS  # 7: fraud labels are known 7 days later
 from fraud_mlops.lakehouse import Lakehouse
 from fraud_mlops.schema import FEATURE_COLUMNS, LABEL_COLUMN
 
@@ -71,7 +72,8 @@ METRICS: dict[str, str] = {
     "card_precision_top_100": "Handbook card precision top-100, mean over days, in [0, 1]",
     "fraud_rate": "share of labeled window rows with tx_fraud = 1, in [0, 1]",
     "n_transactions": "window transactions with a prediction of the monitored version (count)",
-    "n_labeled": "window transactions with a known label (count)",
+    "n_labeled": "window transactions with a known label (count): tx_fraud not null and tx_date <= "
+    "window_end - label_delay_days",
     "n_reference_transactions": "gold rows of the reference (training) window (count)",
     "alert": "1.0 when the run raised an alert, else 0.0",
     "retrain": "1.0 when the run recommends retraining, else 0.0",
@@ -235,8 +237,10 @@ def _clean(value: Any) -> Any:
 class MonitoringResult:
     """Outcome of one :func:`run_monitoring` call (also written row-wise to the monitoring table).
 
-    PSI values are unitless; ``average_precision``, ``card_precision_top_100`` and ``fraud_rate`` are
-    in [0, 1] and None when the window has no labeled rows (AP also when it has no fraud).
+    PSI values are unitless and computed on all ``n_transactions`` window rows;
+    ``average_precision``, ``card_precision_top_100`` and ``fraud_rate`` are in [0, 1], computed on the
+    ``n_labeled`` rows (label not null and ``tx_date <= window_end - label_delay_days``), and None when
+    there is none (AP also when they hold no fraud). ``label_delay_days`` is the delay the run used.
     """
 
     monitoring_run_id: str
@@ -261,6 +265,7 @@ class MonitoringResult:
     retrain: bool
     reasons: list[str] = field(default_factory=list)
     thresholds: MonitoringThresholds = field(default_factory=MonitoringThresholds)
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS
     metrics_table_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -384,7 +389,7 @@ def run_monitoring(
     window_start: dt.date | None = None,
     window_end: dt.date | None = None,
     thresholds: MonitoringThresholds | None = None,
-    label_delay_days: int = 0,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
     model_version: str | None = None,
     window_days: int = 7,
     psi_bins: int = 10,
@@ -401,13 +406,20 @@ def run_monitoring(
     * **Reference population**: gold rows with ``tx_date`` in the version's training window (params
       ``train_start``/``train_end`` of the run that logged it), scored with the same pyfunc model on
       the driver. Note these scores are in-sample, so the score PSI carries some optimism of the fit.
-    * **PSI** (:func:`population_stability_index`, ``psi_bins`` reference-quantile bins, NaN its own
-      bin) of each column of :data:`FEATURE_COLUMNS` and of the score (feature ``__score__``).
-    * **Quality**, on window rows whose label is known: ``tx_fraud`` not null and ``tx_date <=
-      window_end - label_delay_days`` (feedback delay, in days; 0 uses every label present): average
-      precision (sklearn, None without frauds), card precision top-100
-      (:func:`fraud_mlops.metrics.card_precision_top_k`, called with a pandas DataFrame with columns
-      tx_date, customer_id, score, tx_fraud), fraud rate; plus the counts.
+    * **Drift**: PSI (:func:`population_stability_index`, ``psi_bins`` reference-quantile bins, NaN
+      its own bin) of each column of :data:`FEATURE_COLUMNS` and of the score (feature ``__score__``),
+      on **all** rows of the current population (labels play no part, so the delay does not apply).
+    * **Quality**, only on the *labeled* window rows: ``tx_fraud`` not null **and** ``tx_date <=
+      window_end - label_delay_days``. Fraud labels are known ``label_delay_days`` days after the
+      transaction (7 in this project, :data:`fraud_mlops.features.DEFAULT_LABEL_DELAY_DAYS`), so by default the last 7 days
+      of the window are left out of quality and a window of 7 days or less has no labeled row; pass
+      ``label_delay_days=0`` to use every label present. On those rows: average precision (sklearn;
+      None without a fraud), card precision top-100 (:func:`fraud_mlops.metrics.card_precision_top_k`,
+      called with a pandas DataFrame with columns tx_date, customer_id, score, tx_fraud) and fraud
+      rate; ``n_labeled`` counts them (``n_transactions`` counts the whole window).
+    * **No labeled row**: ``n_labeled`` is 0, average precision, card precision and fraud rate are
+      None and their metric rows are omitted; the flags then come from PSI alone (a missing AP never
+      raises an alert).
     * **Flags**: see :func:`evaluate_thresholds`.
 
     Rows (schema :data:`MONITORING_SCHEMA`, metrics :data:`METRICS`) are written with
@@ -421,7 +433,9 @@ def run_monitoring(
         window_start: first ``tx_date`` of the window, or None (see above).
         window_end: last ``tx_date`` of the window, or None (see above).
         thresholds: alert / retrain limits (defaults of :class:`MonitoringThresholds` when None).
-        label_delay_days: days after which a transaction's label counts as known (>= 0).
+        label_delay_days: days after which a transaction's label counts as known (int >= 0; default
+            ``fraud_mlops.features.DEFAULT_LABEL_DELAY_DAYS`` = 7). Quality uses window rows with ``tx_date <=
+            window_end - label_delay_days``; drift uses every window row.
         model_version: version to monitor; the champion's when None.
         window_days: length of the default window in days (>= 1).
         psi_bins: number of quantile bins of the PSI.
@@ -539,6 +553,7 @@ def run_monitoring(
         retrain=retrain,
         reasons=reasons,
         thresholds=thresholds,
+        label_delay_days=int(label_delay_days),
     )
     rows = metric_rows(result)
     lakehouse.overwrite(

@@ -207,14 +207,41 @@ def score_transactions(
     )
 
 
+def _latest_date(df: DataFrame) -> dt.date | None:
+    row = df.agg(F.max("tx_date").alias("d")).first()
+    return None if row is None else row["d"]
+
+
+def default_range(lakehouse: Lakehouse, gold: DataFrame | None = None) -> tuple[dt.date, dt.date] | None:
+    """The range :func:`run_batch_scoring` scores when neither ``score_start`` nor ``score_end`` is given.
+
+    ``end`` is the latest ``tx_date`` in gold. ``start`` is the day after the latest ``tx_date`` already
+    in :data:`~fraud_mlops.config.PREDICTIONS` (rows of any model name or version), so days missed by a
+    failed or late run are caught up; when the predictions table does not exist or is empty, ``start =
+    end`` (the latest gold day only). ``start > end`` means everything is already scored.
+
+    Args:
+        lakehouse: the target's tables.
+        gold: the gold table as read by the caller (read here when None).
+
+    Returns:
+        ``(start, end)`` (``datetime.date``, inclusive; possibly ``start > end``), or None when gold has
+        no rows.
+    """
+    gold = lakehouse.read(GOLD_FEATURES) if gold is None else gold
+    end = _latest_date(gold)
+    if end is None:
+        return None
+    last_scored = _latest_date(lakehouse.read(PREDICTIONS)) if lakehouse.exists(PREDICTIONS) else None
+    start = end if last_scored is None else last_scored + dt.timedelta(days=1)
+    return start, end
+
+
 def _resolve_range(
-    gold: DataFrame, score_start: dt.date | None, score_end: dt.date | None
+    lakehouse: Lakehouse, gold: DataFrame, score_start: dt.date | None, score_end: dt.date | None
 ) -> tuple[dt.date, dt.date] | None:
     if score_start is None and score_end is None:
-        latest = gold.agg(F.max("tx_date").alias("d")).first()
-        if latest is None or latest["d"] is None:
-            return None
-        return latest["d"], latest["d"]
+        return default_range(lakehouse, gold)
     start = score_start if score_start is not None else score_end
     end = score_end if score_end is not None else score_start
     assert start is not None and end is not None
@@ -234,8 +261,19 @@ def run_batch_scoring(
     """Score the gold transactions of a date range with the champion and merge them into predictions.
 
     Range: gold rows with ``score_start <= tx_date <= score_end`` (inclusive, calendar days of
-    ``tx_date``). When both are None only the latest ``tx_date`` present in gold is scored (the
-    daily job's default); when only one is given the range is that single day.
+    ``tx_date``). When only one of the two is given the range is that single day. When both are None
+    (the daily job's default) the range is computed by :func:`default_range` so that a day missed by
+    a failed or late run is still scored by the next one:
+
+    * from the day after the latest ``tx_date`` already in ``predictions`` (any model name or version)
+      to the latest ``tx_date`` in gold;
+    * the latest gold day only when the predictions table does not exist or is empty;
+    * nothing when every gold day is already scored (that start would be after the latest gold day):
+      the run then loads no model, writes nothing and returns zero counts with ``score_start`` and
+      ``score_end`` set to None, as when gold is empty.
+
+    Days before the latest scored day are never revisited by the default range (pass explicit dates
+    to re-score or back-fill them).
 
     The champion alias is resolved once (:func:`champion_version`) and the pinned version
     ``models:/<name>/<version>`` is loaded. Scores are validated (no nulls, all in [0, 1]) and then
@@ -256,7 +294,9 @@ def run_batch_scoring(
     Returns:
         A JSON-serialisable dict: ``rows_scored`` (gold rows scored), ``inserted``, ``updated``,
         ``unchanged`` (rows already up to date), ``flagged`` (rows with decision 1), ``score_start``
-        and ``score_end`` (ISO dates, None when gold has no rows), ``model_name``, ``model_version``,
+        and ``score_end`` (ISO dates of the range actually scored; both None when nothing was to be
+        scored: gold has no rows, or the default range found every gold day already scored),
+        ``model_name``, ``model_version``,
         ``model_uri`` (the pinned version URI), ``decision_threshold``, ``predictions_table`` (full
         name) and ``predictions_version`` (Delta version after the run, None if never written).
 
@@ -270,7 +310,7 @@ def run_batch_scoring(
     version = champion_version(model_name)
     model_uri = f"models:/{model_name}/{version}"
     gold_all = lakehouse.read(GOLD_FEATURES)
-    rng = _resolve_range(gold_all, score_start, score_end)
+    rng = _resolve_range(lakehouse, gold_all, score_start, score_end)
     result: dict[str, Any] = {
         "rows_scored": 0,
         "inserted": 0,
@@ -290,6 +330,9 @@ def run_batch_scoring(
         log.warning("gold table is empty: nothing to score")
         return result
     start, end = rng
+    if start > end:  # default range, every gold day already scored
+        log.info("predictions are up to date with gold (latest gold day %s): nothing to score", end)
+        return result
     result["score_start"], result["score_end"] = start.isoformat(), end.isoformat()
     gold = gold_all.filter(F.col("tx_date").between(F.lit(start), F.lit(end)))
     scored = score_transactions(
