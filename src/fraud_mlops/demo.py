@@ -191,7 +191,7 @@ def build_summary(bundle, local_root: Path, landing: Path, n_files: int, ingesti
                                               "flagged", "model_version", "decision_threshold")},
         "monitoring": {
             **{k: mon.get(k) for k in ("window_start", "window_end", "reference_start", "reference_end",
-                                       "n_transactions", "score_psi", "max_feature_psi", "max_feature_psi_column",
+                                       "n_transactions", "n_labeled", "label_delay_days", "score_psi", "max_feature_psi", "max_feature_psi_column",
                                        "average_precision", "card_precision_top_100", "fraud_rate", "alert",
                                        "retrain", "reasons")},
             "retraining_triggered": bool(retrain is not None and retrain.status == "SUCCESS"),
@@ -231,10 +231,17 @@ def print_summary(s: dict[str, Any], path: Path) -> None:
     print(f"scoring: {sc['rows_scored']:,} rows {sc['score_start']}..{sc['score_end']} with champion v{sc['model_version']}"
           f" ({sc['flagged']:,} flagged at threshold {sc['decision_threshold']}; inserted {sc['inserted']:,}, updated {sc['updated']:,})")
     mo = s["monitoring"]
+    quality = (
+        f"AP {_fmt(mo['average_precision'])}, card precision@100 {_fmt(mo['card_precision_top_100'])},"
+        f" fraud rate {mo['fraud_rate']:.2%}"
+        if mo["fraud_rate"] is not None
+        else "no labels known yet"
+    )
     print(f"monitoring {mo['window_start']}..{mo['window_end']} vs training {mo['reference_start']}..{mo['reference_end']}:"
-          f" score PSI {_fmt(mo['score_psi'])}, max feature PSI {_fmt(mo['max_feature_psi'])} ({mo['max_feature_psi_column']}),"
-          f" AP {_fmt(mo['average_precision'])}, card precision@100 {_fmt(mo['card_precision_top_100'])},"
-          f" fraud rate {_fmt(mo['fraud_rate'])}")
+          f" score PSI {_fmt(mo['score_psi'])}, max feature PSI {_fmt(mo['max_feature_psi'])}"
+          f" ({mo['max_feature_psi_column']}), {quality}")
+    print(f"  quality on {mo['n_labeled']:,} of {mo['n_transactions']:,} rows: those whose labels are known"
+          f" (at least {mo['label_delay_days']} days old)")
     print(f"  alert: {mo['alert']}, retrain: {mo['retrain']}" + (f" ({'; '.join(mo['reasons'])})" if mo['reasons'] else "")
           + (", retraining job triggered" if mo["retraining_triggered"] else ""))
     print(f"wall time: {s['wall_time_s']} s  {s['step_seconds']}")
