@@ -191,6 +191,24 @@ def test_monitoring_without_retrain_excludes_the_retrain_task():
     assert "outcome is 'false', needs 'true'" in result.tasks["retrain"].reason
 
 
+def test_alert_that_fails_monitor_still_triggers_retraining():
+    """fail_on_alert=true: monitor publishes retrain=true, then fails; retrain_check runs anyway
+    (run_if ALL_DONE), the training job runs, and the monitoring job is reported failed."""
+
+    def monitor(argv):
+        runtime.set_task_value("retrain", "true")
+        raise RuntimeError("monitoring alert: score PSI 0.31 > 0.2")
+
+    fakes = FakeEntryPoints({"fraud-monitor": monitor})
+    result = run_job(_repo_bundle(), "monitoring", {"fail_on_alert": "true"}, resolve_entry_point=fakes,
+                     log=_quiet())
+    assert not result.ok and result.failed_tasks == ["monitor"]
+    assert "--fail_on_alert=true" in fakes.argv("fraud-monitor")
+    assert result.tasks["retrain_check"].outcome == "true"
+    assert result.tasks["retrain"].status == SUCCESS
+    assert fakes.order == ["fraud-monitor", "fraud-train", "fraud-validate", "fraud-promote"]
+
+
 def test_missing_task_value_fails_the_condition():
     fakes = FakeEntryPoints()  # monitor sets no task value
     result = run_job(_repo_bundle(), "monitoring", resolve_entry_point=fakes, log=_quiet())
