@@ -4,7 +4,7 @@
 # Options: make demo LANDING=../shared/data/fraud-handbook/transactions   (all 153 days)
 #          make demo LAKEHOUSE=/tmp/fraud-lakehouse                          (where local tables go)
 
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 LANDING ?= data/transactions
 LAKEHOUSE ?= .lakehouse
@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: demo test setup lint mlflow-ui clean wheel
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { echo "Python 3.11 is required (found: $(PYTHON)); set PYTHON=/path/to/python3.11"; exit 1; }
 	@command -v java >/dev/null 2>&1 || { echo "Java 17 (a JRE) is required by Spark: install openjdk-17-jre-headless"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
