@@ -6,8 +6,6 @@ import datetime as dt
 import json
 import math
 import os
-import sys
-import types
 
 import numpy as np
 import pandas as pd
@@ -151,32 +149,6 @@ def champion(mlflow_store, registered):
     return registered
 
 
-@pytest.fixture()
-def card_precision(monkeypatch):
-    """The real ``fraud_mlops.metrics`` when it exists; else a stand-in of the Handbook definition."""
-    try:
-        import fraud_mlops.metrics  # noqa: F401
-
-        return None
-    except ImportError:
-        calls = []
-
-        def card_precision_top_k(
-            df, k=100, day_col="tx_date", card_col="customer_id", score_col="score", label_col="tx_fraud"
-        ):
-            calls.append(df.copy())
-            cards = df.groupby([day_col, card_col])[[score_col, label_col]].max().reset_index()
-            per_day = cards.groupby(day_col).apply(
-                lambda g: g.nlargest(k, score_col)[label_col].sum() / k, include_groups=False
-            )
-            return float(per_day.mean()), per_day
-
-        module = types.ModuleType("fraud_mlops.metrics")
-        module.card_precision_top_k = card_precision_top_k
-        monkeypatch.setitem(sys.modules, "fraud_mlops.metrics", module)
-        return calls
-
-
 def _setup_window(lakehouse, spark, train_pdf, amount_factor=1.0):
     from fraud_mlops.scoring import run_batch_scoring
 
@@ -193,9 +165,7 @@ def _metrics_pdf(lakehouse):
     return lakehouse.read(MONITORING_METRICS).toPandas()
 
 
-def test_monitoring_stable_window_writes_metrics_without_alert(
-    lakehouse, spark, train_pdf, champion, card_precision
-):
+def test_monitoring_stable_window_writes_metrics_without_alert(lakehouse, spark, train_pdf, champion):
     window = _setup_window(lakehouse, spark, train_pdf)
     th = MonitoringThresholds()
     # default window: last 7 days of predictions; no label delay, so every label counts
@@ -215,8 +185,6 @@ def test_monitoring_stable_window_writes_metrics_without_alert(
     result.raise_for_alert()  # no alert: no exception
     d = json.loads(json.dumps(result.to_dict()))
     assert d["window_start"] == WINDOW_DAYS[0].isoformat() and d["alert"] is False
-    if card_precision is not None:  # the stand-in saw a pandas frame of the documented columns
-        assert list(card_precision[-1].columns) == ["tx_date", "customer_id", "score", LABEL_COLUMN]
 
     rows = _metrics_pdf(lakehouse)
     assert list(rows.columns) == [
@@ -278,7 +246,7 @@ def test_monitoring_stable_window_writes_metrics_without_alert(
     assert rows.groupby(["window_start", "window_end", "metric", "feature"], dropna=False).size().max() == 1
 
 
-def test_monitoring_flags_drifted_feature(lakehouse, spark, train_pdf, champion, card_precision):
+def test_monitoring_flags_drifted_feature(lakehouse, spark, train_pdf, champion):
     _setup_window(lakehouse, spark, train_pdf, amount_factor=3.0)  # amounts tripled in the window
     result = run_monitoring(lakehouse, MODEL_NAME, WINDOW_DAYS[0], WINDOW_DAYS[-1], MonitoringThresholds())
 
@@ -307,7 +275,7 @@ def test_monitoring_flags_drifted_feature(lakehouse, spark, train_pdf, champion,
     assert len(_metrics_pdf(lakehouse)) == len(rows)
 
 
-def test_monitoring_errors(lakehouse, spark, train_pdf, champion, card_precision):
+def test_monitoring_errors(lakehouse, spark, train_pdf, champion):
     from fraud_mlops.lakehouse import TableNotFoundError
 
     lakehouse.overwrite(GOLD_FEATURES, to_spark(spark, train_pdf))
@@ -342,9 +310,7 @@ def test_monitoring_errors(lakehouse, spark, train_pdf, champion, card_precision
         run_monitoring(lakehouse, MODEL_NAME + "_no_params")
 
 
-def test_monitoring_default_label_delay_excludes_last_seven_days(
-    lakehouse, spark, train_pdf, champion, card_precision
-):
+def test_monitoring_default_label_delay_excludes_last_seven_days(lakehouse, spark, train_pdf, champion):
     from fraud_mlops.scoring import run_batch_scoring
 
     days = [dt.date(2018, 5, 1) + dt.timedelta(days=i) for i in range(10)]
@@ -366,8 +332,12 @@ def test_monitoring_default_label_delay_excludes_last_seven_days(
     assert result.fraud_rate == pytest.approx(labeled[LABEL_COLUMN].astype(float).mean())
     assert result.average_precision is not None and result.card_precision_top_100 is not None
     assert result.alert and any("average precision" in r for r in result.reasons)
-    if card_precision is not None:  # the stand-in only saw the labeled rows
-        assert len(card_precision[-1]) == len(labeled)
+    # card precision was computed on the labeled rows only
+    from fraud_mlops.metrics import card_precision_top_k
+
+    scores = lakehouse.read(PREDICTIONS).select("transaction_id", "score").toPandas()
+    scored_labeled = labeled.merge(scores, on="transaction_id").astype({LABEL_COLUMN: "int64"})
+    assert result.card_precision_top_100 == pytest.approx(card_precision_top_k(scored_labeled)[0])
     rows = _metrics_pdf(lakehouse)
     assert rows[rows["metric"] == "n_labeled"]["value"].item() == len(labeled)
     assert rows[rows["metric"] == "n_transactions"]["value"].item() == len(window)

@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fraud_mlops import config as C
-from fraud_mlops.lakehouse import Lakehouse
+from fraud_mlops.lakehouse import Lakehouse, sql_literal
 from fraud_mlops.quality import DUPLICATE_RULE, PARSED_TX_DATETIME, SILVER_RULES, with_rule_results
 
 log = logging.getLogger("fraud_mlops.ingestion")
@@ -167,13 +167,14 @@ def ingest_bronze(lakehouse: Lakehouse, landing_path: str, file_pattern: str = "
             .collect()
         }
     base = landing_path.rstrip("/") + "/"
-    new = [f for f in landed if base + os.path.basename(f.path) not in done]
+    source = {f.path: base + os.path.basename(f.path) for f in landed}  # as _source_file records it
+    new = [f for f in landed if source[f.path] not in done]
     # A file is ingested once, by name. A file re-delivered under the same name with other content
     # is not read again (bronze keeps what landed first) but reported, so that it is not missed.
     changed = [
         f.path
         for f in landed
-        if (key := base + os.path.basename(f.path)) in done
+        if (key := source[f.path]) in done
         and (done[key][0] != f.size_bytes or abs(done[key][1] - f.modified_at.timestamp()) > 1e-3)
     ]
     for path in changed:
@@ -194,19 +195,19 @@ def ingest_bronze(lakehouse: Lakehouse, landing_path: str, file_pattern: str = "
             .withColumn("_ingestion_run_id", F.lit(run_id))
         ).cache()
         counts = {r["_source_file"]: int(r["count"]) for r in rows.groupBy("_source_file").count().collect()}
-        names = ", ".join("'" + (base + os.path.basename(f.path)).replace("'", "''") + "'" for f in readable)
+        names = ", ".join(sql_literal(source[f.path]) for f in readable)
         # Replace whatever a crashed earlier attempt wrote for these files: exactly once per file.
         lakehouse.overwrite(C.BRONZE_TRANSACTIONS, rows, replace_where=f"_source_file IN ({names})")
         rows.unpersist()
     log_rows = [
         (
-            base + os.path.basename(f.path),
+            source[f.path],
             f.size_bytes,
             f.modified_at,
             run_id,
             now,
             "ingested" if errors[f.path] is None else "failed",
-            counts.get(base + os.path.basename(f.path), 0) if errors[f.path] is None else 0,
+            counts.get(source[f.path], 0),
             errors[f.path],
         )
         for f in new
@@ -345,7 +346,7 @@ def build_silver(lakehouse: Lakehouse) -> dict[str, Any]:
         for f in pending:
             n_in, n_ok, n_bad = in_counts.get(f, 0), ok_counts.get(f, 0), bad_counts.get(f, 0)
             assert n_in == n_ok + n_bad, f"{f}: {n_in} rows in but {n_ok} silver + {n_bad} quarantined"
-        names = ", ".join("'" + f.replace("'", "''") + "'" for f in pending)
+        names = ", ".join(sql_literal(f) for f in pending)
         lakehouse.overwrite(C.SILVER_QUARANTINE, quarantine, replace_where=f"_source_file IN ({names})")
         lakehouse.merge(C.SILVER_TRANSACTIONS, silver_rows, ["transaction_id"])
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)

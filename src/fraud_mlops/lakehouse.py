@@ -23,6 +23,12 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from fraud_mlops.config import LakehouseConfig, TableRef
 
 
+def sql_literal(value: object) -> str:
+    """``value`` as a SQL string literal (single quotes doubled) for a ``replace_where`` predicate,
+    which both backends parse the same way."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 class TableNotFoundError(LookupError):
     """Raised when a task reads a table that no earlier task has written."""
 

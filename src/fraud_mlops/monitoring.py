@@ -57,7 +57,8 @@ from pyspark.sql import types as T
 
 from fraud_mlops.config import GOLD_FEATURES, MONITORING_METRICS, PREDICTIONS
 from fraud_mlops.features import DEFAULT_LABEL_DELAY_DAYS  # 7: fraud labels are known 7 days later
-from fraud_mlops.lakehouse import Lakehouse
+from fraud_mlops.lakehouse import Lakehouse, sql_literal
+from fraud_mlops.metrics import evaluate_scores
 from fraud_mlops.schema import FEATURE_COLUMNS, LABEL_COLUMN
 
 log = logging.getLogger("fraud_mlops.monitoring")
@@ -347,13 +348,9 @@ def _date_predicate(column: str, start: dt.date, end: dt.date):
     return F.col(column).between(F.lit(start), F.lit(end))
 
 
-def _sql_str(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _replace_where(model_name: str, model_version: str, start: dt.date, end: dt.date) -> str:
     return (
-        f"model_name = {_sql_str(model_name)} AND model_version = {_sql_str(model_version)}"
+        f"model_name = {sql_literal(model_name)} AND model_version = {sql_literal(model_version)}"
         f" AND window_start = CAST('{start.isoformat()}' AS DATE)"
         f" AND window_end = CAST('{end.isoformat()}' AS DATE)"
     )
@@ -369,17 +366,6 @@ def _predict(model: Any, pdf: pd.DataFrame) -> np.ndarray:
             f"model returned shape {arr.shape}; expected one probability per row ({len(pdf)})"
         )
     return arr
-
-
-def _card_precision(labeled: pd.DataFrame, k: int = 100) -> float | None:
-    from fraud_mlops.metrics import card_precision_top_k
-
-    if labeled.empty:
-        return None
-    mean, _per_day = card_precision_top_k(
-        labeled, k=k, day_col="tx_date", card_col="customer_id", score_col="score", label_col=LABEL_COLUMN
-    )
-    return None if mean is None or not math.isfinite(float(mean)) else float(mean)
 
 
 # =============================================================================== entry point
@@ -451,11 +437,9 @@ def run_monitoring(
         MonitoringError: no predictions of the version (in the window), the version's run has no
             ``train_start``/``train_end`` params, or the reference window has no gold rows.
         ValueError: ``window_start > window_end``, a negative delay, ``window_days < 1``.
-        ImportError: :mod:`fraud_mlops.metrics` is missing (card precision).
         mlflow.exceptions.MlflowException: ``model_version`` does not exist or the model cannot load.
     """
     import mlflow.pyfunc
-    from sklearn.metrics import average_precision_score
 
     thresholds = thresholds or MonitoringThresholds()
     if label_delay_days < 0:
@@ -523,11 +507,11 @@ def run_monitoring(
     ap = cp = fraud_rate = None
     if not labeled.empty:
         fraud_rate = float(labeled[LABEL_COLUMN].mean())
-        if labeled[LABEL_COLUMN].sum() > 0:
-            ap = float(average_precision_score(labeled[LABEL_COLUMN], labeled["score"]))
-        cp = _card_precision(
-            labeled[["tx_date", "customer_id", "score", LABEL_COLUMN]].reset_index(drop=True)
-        )
+        # The same definitions as training and validation (fraud_mlops.metrics); AP is undefined
+        # (None) on a window with a single class.
+        quality = evaluate_scores(labeled[["tx_date", "customer_id", "score", LABEL_COLUMN]].reset_index(drop=True))
+        ap = quality["average_precision"] if math.isfinite(quality["average_precision"]) else None
+        cp = quality["card_precision_top_100"]
 
     alert, retrain, reasons = evaluate_thresholds(feature_psi, score_psi, ap, thresholds)
     result = MonitoringResult(
