@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fraud_mlops.bundle import BundleError, find_bundle_root, load_bundle
-from fraud_mlops.runner import check_job, dynamic_references, job_parameter_defaults
+from fraud_mlops.jobspec import dynamic_references
+from fraud_mlops.runner import check_job, job_parameter_defaults
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROD_VARS = {"prod_service_principal": "11111111-2222-3333-4444-555555555555", "alert_email": "oncall@example.com"}

@@ -89,6 +89,7 @@ class Bundle:
         targets: every target the bundle declares, in file order.
         default_target: the target marked ``default: true`` (None when none is).
         sources: which file defined what, ``{"resources.jobs.ingestion": Path(...), ...}``.
+        files: every configuration file loaded (``databricks.yml`` first, then the includes).
     """
 
     root: Path
@@ -100,6 +101,7 @@ class Bundle:
     targets: tuple[str, ...]
     default_target: str | None
     sources: dict[str, Path] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -189,7 +191,7 @@ def load_bundle(
     env = os.environ if env is None else env
     user = user_name or local_user_name()
 
-    config, sources = _load_with_includes(main_file, root_path)
+    config, sources, files = _load_with_includes(main_file, root_path)
     targets_cfg = config.pop("targets", None) or {}
     if not isinstance(targets_cfg, dict):
         raise BundleError(f"{main_file.name}: targets: must be a mapping of target names")
@@ -241,6 +243,7 @@ def load_bundle(
         targets=target_names,
         default_target=default_target,
         sources=sources,
+        files=files,
     )
 
 
@@ -280,7 +283,7 @@ def _read_yaml(path: Path, root: Path) -> dict[str, Any]:
     return data
 
 
-def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], dict[str, Path], tuple[Path, ...]]:
     config = _read_yaml(main_file, root)
     sources: dict[str, Path] = {"": main_file}
     _record_sources(config, main_file, sources)
@@ -291,6 +294,7 @@ def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], di
     if not isinstance(includes, list):
         raise BundleError(f"{main_file.name}: include: must be a list of glob patterns")
     seen: set[Path] = {main_file.resolve()}
+    files = [main_file]
     for pattern in includes:
         if not isinstance(pattern, str) or not pattern:
             raise BundleError(f"{main_file.name}: include: {pattern!r} is not a glob pattern")
@@ -301,6 +305,7 @@ def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], di
             if path in seen or not path.is_file():
                 continue
             seen.add(path)
+            files.append(path)
             data = _read_yaml(path, root)
             if "include" in data:
                 raise BundleError(f"{_rel(path, root)}: include: is only allowed in {main_file.name}")
@@ -308,7 +313,7 @@ def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], di
                 raise BundleError(f"{_rel(path, root)}: bundle: can only be set in {main_file.name}")
             data.pop("bundle", None)
             _merge_included(config, data, path, root, sources)
-    return config, sources
+    return config, sources, tuple(files)
 
 
 def _record_sources(data: Mapping[str, Any], file: Path, sources: dict[str, Path]) -> None:

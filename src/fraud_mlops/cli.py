@@ -8,7 +8,8 @@ Examples::
     fraud-mlops run batch_scoring --target staging --var schema=fraud_test
     fraud-mlops run monitoring --target prod \\
         --var prod_service_principal=<application-id> --var alert_email=<address>
-    fraud-mlops validate --target staging             # load + check every job, run nothing
+    fraud-mlops validate                               # check the bundle offline, every target
+    fraud-mlops validate --target prod --var prod_service_principal=<application-id> --var alert_email=<address>
     fraud-mlops demo [demo arguments ...]
     fraud-mlops mlflow-ui --port 5000
 
@@ -28,7 +29,8 @@ from typing import Any
 
 from fraud_mlops.bundle import Bundle, BundleError, find_bundle_root, load_bundle
 from fraud_mlops.config import DEFAULT_LOCAL_ROOT, LOCAL_ROOT_ENV
-from fraud_mlops.runner import RunnerError, check_job, job_parameter_defaults, run_job, task_type
+from fraud_mlops.runner import RunnerError, job_parameter_defaults, run_job, task_type
+from fraud_mlops.validate import validate_targets
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -74,8 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_jobs.add_argument("--json", action="store_true", help="print the resolved job definitions as JSON")
     p_jobs.set_defaults(func=cmd_jobs)
 
-    p_val = sub.add_parser("validate", help="load the bundle for a target and check every job (runs nothing)")
-    _add_bundle_options(p_val)
+    p_val = sub.add_parser(
+        "validate", help="check the bundle offline for every target (or --target T), like `databricks bundle validate`",
+        description="Validate databricks.yml and resources/*.yml without a workspace: resource fields against the "
+                    "databricks-bundles typed classes, variables, wheel entry points and paths, task graphs and "
+                    "job parameters, Quartz schedules, the prod rules (production mode, run_as a service "
+                    "principal, group permissions) and secret-looking literals in any YAML file. Every problem "
+                    "names the file and the key. Exit status 2 when any target has a problem.")
+    p_val.add_argument("--target", "-t", action="append", default=[], metavar="TARGET",
+                       help="target to validate (repeatable; default: every target in databricks.yml)")
+    p_val.add_argument("--var", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
+                       help="set a bundle variable, as `databricks bundle validate --var` (repeatable)")
+    p_val.add_argument("--bundle-root", type=Path, default=None, metavar="PATH",
+                       help="folder holding databricks.yml (default: search upward from the working directory)")
     p_val.set_defaults(func=cmd_validate)
 
     p_demo = sub.add_parser("demo", help="run the end-to-end local demo (fraud_mlops.demo)",
@@ -205,14 +218,22 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    bundle = _load(args)
-    problems = [p for key, job in bundle.jobs.items() for p in check_job(job, key)]
-    for p in problems:
-        print(f"fraud-mlops: {p}", file=sys.stderr)
-    if problems:
+    reports = validate_targets(_bundle_root(args), args.target or None, dict(args.var))
+    if not reports:
+        print("fraud-mlops: databricks.yml declares no targets", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    print(f"bundle {bundle.name} target {bundle.target}: OK ({len(bundle.jobs)} jobs: {', '.join(bundle.jobs)})")
-    return EXIT_OK
+    failed = 0
+    for report in reports:
+        if report.ok and report.bundle is not None:
+            jobs = report.bundle.jobs
+            print(f"bundle {report.bundle.name} target {report.target}: OK "
+                  f"({len(jobs)} jobs: {', '.join(jobs)}; mode {report.bundle.mode or 'default'})")
+            continue
+        failed += 1
+        print(f"target {report.target}: {len(report.problems)} problem(s)", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  [{problem.check}] {problem}", file=sys.stderr)
+    return EXIT_CONFIG_ERROR if failed else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -44,8 +44,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import importlib.metadata
-import json
-import re
 import sys
 import time
 import traceback
@@ -55,6 +53,16 @@ from typing import Any, Self
 
 from fraud_mlops import runtime
 from fraud_mlops.bundle import Bundle, BundleError
+from fraud_mlops.jobspec import (
+    CONDITION_OPS,
+    DYNAMIC_REF_RE,
+    job_problems,
+    parse_static_reference,
+    render,
+    task_type,
+    topological_order,
+)
+from fraud_mlops.jobspec import job_parameter_defaults as _job_parameter_defaults
 
 SUCCESS = "SUCCESS"
 FAILED = "FAILED"
@@ -64,27 +72,8 @@ SKIPPED = "SKIPPED"
 EXCLUDED = "EXCLUDED"
 
 SUPPORTED_TASK_TYPES = ("python_wheel_task", "condition_task", "run_job_task")
-_OTHER_TASK_TYPES = (
-    "notebook_task", "spark_python_task", "spark_jar_task", "spark_submit_task", "pipeline_task",
-    "sql_task", "dbt_task", "for_each_task", "clean_rooms_notebook_task", "dashboard_task",
-    "power_bi_task", "gen_ai_compute_task",
-)
-RUN_IF_VALUES = ("ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED",
-                 "AT_LEAST_ONE_FAILED")
-CONDITION_OPS = {
-    "EQUAL_TO": "==",
-    "NOT_EQUAL": "!=",
-    "GREATER_THAN": ">",
-    "GREATER_THAN_OR_EQUAL": ">=",
-    "LESS_THAN": "<",
-    "LESS_THAN_OR_EQUAL": "<=",
-}
 #: Deepest chain of ``run_job_task`` runs the runner follows.
 MAX_NESTING = 5
-
-_DYN_REF_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-_TIME_ARGS = ("iso_date", "iso_datetime", "timestamp_ms", "year", "month", "day", "hour", "minute",
-              "second", "iso_weekday", "is_weekday")
 
 EntryPointResolver = Callable[[str, str], Callable[..., Any]]
 Log = Callable[[str], Any]
@@ -251,131 +240,38 @@ def resolve_entry_point(package_name: str, entry_point: str) -> Callable[..., An
 # Static checks
 
 
-def task_type(task: Mapping[str, Any]) -> str:
-    """The task's type key (``python_wheel_task`` ...); ``unknown`` when it has none we know."""
-    for name in (*SUPPORTED_TASK_TYPES, *_OTHER_TASK_TYPES):
-        if name in task:
-            return name
-    return "unknown"
-
-
-def dynamic_references(value: Any) -> list[str]:
-    """Every ``{{...}}`` reference inside ``value`` (strings, nested in lists and dicts)."""
-    refs: list[str] = []
-    if isinstance(value, str):
-        refs.extend(m.group(1) for m in _DYN_REF_RE.finditer(value))
-    elif isinstance(value, dict):
-        for v in value.values():
-            refs.extend(dynamic_references(v))
-    elif isinstance(value, list):
-        for v in value:
-            refs.extend(dynamic_references(v))
-    return refs
-
-
 def job_parameter_defaults(job: Mapping[str, Any]) -> dict[str, str]:
-    """``{name: default}`` of the job's ``parameters`` (defaults as strings)."""
-    out: dict[str, str] = {}
-    for i, p in enumerate(job.get("parameters") or []):
-        if not isinstance(p, dict) or not p.get("name"):
-            raise RunnerError(f"parameters[{i}] has no name")
-        out[str(p["name"])] = _render(p.get("default", ""))
-    return out
+    """``{name: default}`` of the job's ``parameters`` (defaults as strings).
+
+    Raises:
+        RunnerError: a parameter has no name.
+    """
+    try:
+        return _job_parameter_defaults(job)
+    except ValueError as exc:
+        raise RunnerError(str(exc)) from None
 
 
 def plan_job(job: Mapping[str, Any], job_key: str = "job") -> list[dict[str, Any]]:
     """The job's tasks in the order the runner runs them, after checking the task graph.
 
+    The checks are :func:`fraud_mlops.jobspec.job_problems` (the ones the offline bundle validator
+    makes) plus one of the local runner's own: every task type must be one it can run.
+
     Raises:
         RunnerError: no tasks, duplicate or missing task keys, unknown ``depends_on`` keys, a
             dependency cycle, an unsupported task type or ``run_if``, a bad dynamic value reference.
     """
-    tasks = job.get("tasks") or []
-    if not tasks:
-        raise RunnerError(f"job {job_key!r} has no tasks")
-    by_key: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
-    problems: list[str] = []
-    for i, task in enumerate(tasks):
-        key = task.get("task_key") if isinstance(task, dict) else None
-        if not key:
-            problems.append(f"tasks[{i}] has no task_key")
-            continue
-        if key in by_key:
-            problems.append(f"task_key {key!r} is used twice")
-            continue
-        by_key[key] = task
-        order.append(key)
-    deps: dict[str, list[str]] = {}
-    for key in order:
-        task = by_key[key]
-        deps[key] = []
-        for d in task.get("depends_on") or []:
-            dep = d.get("task_key") if isinstance(d, dict) else None
-            if dep not in by_key:
-                problems.append(f"task {key!r} depends on unknown task {dep!r}")
-            elif dep == key:
-                problems.append(f"task {key!r} depends on itself")
-            else:
-                deps[key].append(dep)
-            outcome = d.get("outcome") if isinstance(d, dict) else None
-            if outcome is not None and str(outcome) not in ("true", "false"):
-                problems.append(f"task {key!r}: depends_on {dep!r} outcome must be \"true\" or \"false\"")
-            elif outcome is not None and dep in by_key and task_type(by_key[dep]) != "condition_task":
-                problems.append(f"task {key!r}: depends_on {dep!r} has an outcome but {dep!r} is not a condition_task")
-        ttype = task_type(task)
-        if ttype not in SUPPORTED_TASK_TYPES:
-            problems.append(f"task {key!r}: {ttype} is not supported by the local runner "
+    problems = [message for _, message in job_problems(job)]
+    for task in job.get("tasks") or []:
+        ttype = task_type(task) if isinstance(task, dict) else "unknown"
+        if ttype not in SUPPORTED_TASK_TYPES and ttype != "unknown":
+            problems.append(f"task {task.get('task_key')!r}: {ttype} is not supported by the local runner "
                             f"(supported: {', '.join(SUPPORTED_TASK_TYPES)})")
-        run_if = task.get("run_if", "ALL_SUCCESS")
-        if run_if not in RUN_IF_VALUES:
-            problems.append(f"task {key!r}: run_if {run_if!r} is not one of {', '.join(RUN_IF_VALUES)}")
-        if ttype == "condition_task":
-            op = (task["condition_task"] or {}).get("op")
-            if op not in CONDITION_OPS:
-                problems.append(f"task {key!r}: condition op {op!r} is not one of {', '.join(CONDITION_OPS)}")
-        if ttype == "python_wheel_task":
-            pwt = task["python_wheel_task"] or {}
-            if not pwt.get("package_name") or not pwt.get("entry_point"):
-                problems.append(f"task {key!r}: python_wheel_task needs package_name and entry_point")
     if problems:
         raise RunnerError(f"job {job_key!r}: " + "; ".join(problems))
-
-    # Kahn's algorithm; among ready tasks, file order first.
-    indegree = {k: len(set(deps[k])) for k in order}
-    dependants: dict[str, list[str]] = {k: [] for k in order}
-    for k in order:
-        for d in set(deps[k]):
-            dependants[d].append(k)
-    ready = [k for k in order if indegree[k] == 0]
-    planned: list[str] = []
-    while ready:
-        ready.sort(key=order.index)
-        k = ready.pop(0)
-        planned.append(k)
-        for child in dependants[k]:
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
-    if len(planned) != len(order):
-        raise RunnerError(f"job {job_key!r}: dependency cycle: {_find_cycle(deps, set(order) - set(planned))}")
-
-    declared = job_parameter_defaults(job)
-    upstream = {k: _ancestors(k, deps) for k in order}
-    for key in planned:
-        task = by_key[key]
-        body = {t: task[t] for t in SUPPORTED_TASK_TYPES if t in task}
-        for ref in dynamic_references(body):
-            problem = _check_reference(ref, declared, upstream[key], set(order))
-            if problem:
-                problems.append(f"task {key!r}: {{{{{ref}}}}}: {problem}")
-    for name, default in declared.items():
-        for ref in dynamic_references(default):
-            if ref.startswith(("job.parameters.", "tasks.", "task.")):
-                problems.append(f"parameter {name!r}: {{{{{ref}}}}} cannot be used in a parameter default")
-    if problems:
-        raise RunnerError(f"job {job_key!r}: " + "; ".join(problems))
-    return [by_key[k] for k in planned]
+    by_key = {task["task_key"]: task for task in job["tasks"]}
+    return [by_key[k] for k in topological_order(job)]
 
 
 def check_job(job: Mapping[str, Any], job_key: str = "job") -> list[str]:
@@ -387,77 +283,8 @@ def check_job(job: Mapping[str, Any], job_key: str = "job") -> list[str]:
     return []
 
 
-def _ancestors(key: str, deps: Mapping[str, list[str]]) -> set[str]:
-    seen: set[str] = set()
-    stack = list(deps.get(key, []))
-    while stack:
-        d = stack.pop()
-        if d not in seen:
-            seen.add(d)
-            stack.extend(deps.get(d, []))
-    return seen
-
-
-def _find_cycle(deps: Mapping[str, list[str]], candidates: set[str]) -> str:
-    for start in sorted(candidates):
-        path = [start]
-        seen = {start}
-        node = start
-        while True:
-            nxt = next((d for d in deps[node] if d in candidates), None)
-            if nxt is None:
-                break
-            if nxt in seen:
-                cycle = path[path.index(nxt):] + [nxt]
-                return " -> ".join(reversed(cycle))
-            path.append(nxt)
-            seen.add(nxt)
-            node = nxt
-    return ", ".join(sorted(candidates))  # pragma: no cover - a cycle always exists here
-
-
-def _check_reference(ref: str, declared: Mapping[str, str], upstream: set[str], tasks: set[str]) -> str | None:
-    parts = ref.split(".")
-    if parts[:2] == ["job", "parameters"]:
-        if len(parts) != 3:
-            return "use {{job.parameters.<name>}}"
-        if parts[2] not in declared:
-            return f"job parameter {parts[2]!r} is not declared (declared: {', '.join(declared) or 'none'})"
-        return None
-    if parts[0] == "tasks":
-        if len(parts) < 3:
-            return "use {{tasks.<task>.values.<key>}}"
-        if parts[1] not in tasks:
-            return f"no task {parts[1]!r} in this job"
-        if parts[1] not in upstream:
-            return f"task {parts[1]!r} is not upstream of this task (add it to depends_on)"
-        if parts[2] == "values" and len(parts) != 4:
-            return "use {{tasks.<task>.values.<key>}}"
-        if parts[2] not in ("values", "result_state", "error_code", "run_id", "execution_count"):
-            return f"unknown task field {parts[2]!r}"
-        return None
-    try:
-        _static_value(ref, None)
-    except KeyError:
-        return "unknown dynamic value reference"
-    return None
-
-
 # --------------------------------------------------------------------------------------------------
 # Running
-
-
-def _render(value: Any) -> str:
-    """A value as Databricks renders it into a string (booleans as true/false, JSON for containers)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
 
 
 def _time_arg(when: dt.datetime, arg: str) -> str:
@@ -492,35 +319,26 @@ class _RunContext:
         self.task_run_ids: dict[str, int] = {}
 
 
-def _static_value(ref: str, ctx: _RunContext | None) -> str:
+def _static_value(ref: str, ctx: _RunContext) -> str:
     """References that do not depend on other tasks. Raises KeyError for unknown references."""
-    parts = ref.split(".")
-    if parts[0] == "job":
-        if len(parts) == 2 and parts[1] in ("id", "name", "run_id", "repair_count"):
-            if ctx is None:
-                return ""
-            return {
-                "id": f"local-{ctx.job_key}",
-                "name": str(ctx.job.get("name") or ctx.job_key),
-                "run_id": str(ctx.run_id),
-                "repair_count": "0",
-            }[parts[1]]
-        if parts[1:] == ["trigger", "type"]:
-            return "" if ctx is None else ctx.trigger
-        if len(parts) == 3 and parts[1] == "start_time" and parts[2] in _TIME_ARGS:
-            return "" if ctx is None else _time_arg(ctx.start, parts[2])
-        if len(parts) == 4 and parts[1:3] == ["trigger", "time"] and parts[3] in _TIME_ARGS:
-            return "" if ctx is None else _time_arg(ctx.start, parts[3])
-    if parts[0] == "task" and len(parts) == 2 and parts[1] in ("name", "run_id", "execution_count"):
-        if ctx is None:
-            return ""
+    kind, arg = parse_static_reference(ref)
+    if kind == "job":
+        return {
+            "id": f"local-{ctx.job_key}",
+            "name": str(ctx.job.get("name") or ctx.job_key),
+            "run_id": str(ctx.run_id),
+            "repair_count": "0",
+        }[arg]
+    if kind == "job.trigger":
+        return ctx.trigger
+    if kind in ("job.start_time", "job.trigger.time"):
+        return _time_arg(ctx.start, arg)
+    if kind == "task":
         key = ctx.current_task or ""
-        return {"name": key, "run_id": str(ctx.task_run_ids.get(key, 0)), "execution_count": "1"}[parts[1]]
-    if parts[0] == "workspace" and len(parts) == 2 and parts[1] in ("id", "url"):
-        return "" if ctx is None else {"id": "local", "url": ""}[parts[1]]
-    if parts == ["bundle", "target"]:
-        return "" if ctx is None else ctx.bundle.target
-    raise KeyError(ref)
+        return {"name": key, "run_id": str(ctx.task_run_ids.get(key, 0)), "execution_count": "1"}[arg]
+    if kind == "workspace":
+        return {"id": "local", "url": ""}[arg]
+    return ctx.bundle.target  # ("bundle", "target")
 
 
 def _dynamic_value(ref: str, ctx: _RunContext) -> str:
@@ -540,7 +358,7 @@ def _dynamic_value(ref: str, ctx: _RunContext) -> str:
                     f"{{{{{ref}}}}}: task {task!r} ({state}) did not set task value {parts[3]!r} "
                     f"(set: {', '.join(sorted(values)) or 'none'})"
                 )
-            return _render(values[parts[3]])
+            return render(values[parts[3]])
         if upstream is None:
             raise TaskFailure(f"{{{{{ref}}}}}: task {task!r} has not run")
         if what == "result_state":
@@ -561,12 +379,12 @@ def _dynamic_value(ref: str, ctx: _RunContext) -> str:
 def substitute(value: Any, ctx: _RunContext) -> Any:
     """``value`` with every ``{{...}}`` dynamic value reference replaced (recursively in lists/dicts)."""
     if isinstance(value, str):
-        return _DYN_REF_RE.sub(lambda m: _dynamic_value(m.group(1), ctx), value)
+        return DYNAMIC_REF_RE.sub(lambda m: _dynamic_value(m.group(1), ctx), value)
     if isinstance(value, dict):
         return {k: substitute(v, ctx) for k, v in value.items()}
     if isinstance(value, list):
         return [substitute(v, ctx) for v in value]
-    return _render(value)
+    return render(value)
 
 
 def _as_number(text: str, side: str, op: str) -> float:
@@ -680,7 +498,7 @@ def resolve_parameters(
             f"its parameters: {', '.join(values) or 'none'}"
         )
     for k, v in (params or {}).items():
-        values[k] = _render(v)
+        values[k] = render(v)
     return values
 
 
