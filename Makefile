@@ -3,6 +3,7 @@
 #   make test   - create the environment, run the test suite
 # Options: make demo LANDING=../shared/data/fraud-handbook/transactions   (all 153 days)
 #          make demo LAKEHOUSE=/tmp/fraud-lakehouse                          (where local tables go)
+# Also:    make lint, make validate (offline bundle validation), make wheel, make mlflow-ui
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -12,7 +13,7 @@ DEMO_ARGS ?=
 
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup lint mlflow-ui clean wheel
+.PHONY: demo test setup lint validate mlflow-ui clean wheel
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { echo "Python 3.11 is required (found: $(PYTHON)); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -32,6 +33,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests notebooks
+
+# Offline bundle validation of every target (what `databricks bundle validate` checks, and more).
+# prod needs its deploy-time values: BUNDLE_VAR_prod_service_principal and BUNDLE_VAR_alert_email in the
+# environment, or VALIDATE_ARGS="--var prod_service_principal=<application-id> --var alert_email=<address>".
+validate: $(STAMP)
+	$(VENV)/bin/fraud-mlops validate $(VALIDATE_ARGS)
 
 wheel: $(STAMP)
 	$(VENV)/bin/python -m pip wheel --no-deps -w dist .

@@ -72,6 +72,15 @@ def test_our_bundle_is_valid_for_every_target(target):
     assert set(report.bundle.jobs) == {"ingestion", "training", "batch_scoring", "monitoring"}
 
 
+def test_prod_grants_jobs_to_the_operators_group_and_the_run_as_principal():
+    report = validate_bundle(REPO_ROOT, "prod", PROD_VARS, env={})
+    assert report.bundle.config["permissions"] == [
+        {"level": "CAN_RUN", "group_name": "fraud-mlops-operators"},
+        {"level": "CAN_MANAGE", "service_principal_name": PROD_VARS["prod_service_principal"]},
+    ]
+    assert report.bundle.config["run_as"] == {"service_principal_name": PROD_VARS["prod_service_principal"]}
+
+
 def test_the_copy_used_below_is_valid_too(bundle):
     for target in ("dev", "staging", "prod"):
         assert bundle.problems(target) == []
