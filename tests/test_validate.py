@@ -185,10 +185,10 @@ def test_variable_without_a_value_for_the_target(bundle):
 
 
 def test_unknown_variable_field(bundle):
-    bundle.edit("databricks.yml", "    default: fraud\n", "    defualt: fraud\n")
-    problems = bundle.problems()
-    # 'schema' now has no value, and the misspelt field is named
-    assert any(p.check == "load" and "variable schema: no value" in str(p) for p in problems)
+    bundle.edit("databricks.yml", "  catalog:\n    description:", "  catalog:\n    descripton:")
+    problem = only(bundle.problems(), "schema")
+    assert (problem.file, problem.key) == ("databricks.yml", "variables.catalog.descripton")
+    assert "did you mean 'description'" in problem.message
 
 
 # --------------------------------------------------------------------------------------------------

@@ -150,12 +150,14 @@ def validate_bundle(
         *schedule_problems(bundle),
         *production_problems(bundle),
     ]
+    kept: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for problem in problems:  # one problem per key: the typed-class message wins over later checks
         if problem.key and (problem.file, problem.key) in seen:
             continue
         seen.add((problem.file, problem.key))
-        report.problems.insert(len(seen) - 1, problem)
+        kept.append(problem)
+    report.problems[:0] = kept
     return report
 
 
@@ -369,7 +371,7 @@ def _locate_type_error(cls: type, value: Any, path: str, exc: Exception) -> tupl
                 return _locate_type_error(inner, item, at, inner_exc)
     # A scalar field: find the one whose value the class rejects.
     for key, sub in value.items():
-        probe = {**{n: value[n] for n in missing if n in value}, **_required_values(cls, value), key: sub}
+        probe = {**_required_values(cls, value), key: sub}
         try:
             cls.from_dict(probe)  # type: ignore[attr-defined]
         except (ValueError, TypeError, KeyError, AttributeError) as field_exc:
@@ -447,8 +449,11 @@ def _python_wheel_tasks(bundle: Bundle) -> Iterator[tuple[str, str, int, dict[st
 
 
 def _has_other_library(task: Mapping[str, Any]) -> bool:
+    """The task installs a package from elsewhere (PyPI, a workspace/volume wheel, an environment)."""
     for lib in task.get("libraries") or []:
-        if isinstance(lib, dict) and ("pypi" in lib or "whl" in str(lib) and str(lib.get("whl", "")).startswith("/")):
+        if not isinstance(lib, dict):
+            continue
+        if "pypi" in lib or (lib.get("whl") and not _is_local(str(lib["whl"]))):
             return True
     return bool(task.get("environment_key"))
 
