@@ -151,6 +151,18 @@ def find_bundle_root(start: Path | str | None = None) -> Path:
     raise BundleError(f"no databricks.yml found in {here} or any parent folder (use --bundle-root)")
 
 
+def bundle_file(root: Path) -> Path:
+    """The bundle's root configuration file in folder ``root`` (``databricks.yml`` ...).
+
+    Raises:
+        BundleError: ``root`` holds none of :data:`BUNDLE_FILE_NAMES`.
+    """
+    found = next((root / n for n in BUNDLE_FILE_NAMES if (root / n).is_file()), None)
+    if found is None:
+        raise BundleError(f"{root}: no {' / '.join(BUNDLE_FILE_NAMES)} in this folder")
+    return found
+
+
 def local_user_name() -> str:
     """The user name standing in for ``${workspace.current_user.userName}`` in local runs."""
     try:
@@ -185,9 +197,7 @@ def load_bundle(
         main_file = root_path
         root_path = root_path.parent
     else:
-        main_file = next((root_path / n for n in BUNDLE_FILE_NAMES if (root_path / n).is_file()), None)
-        if main_file is None:
-            raise BundleError(f"{root_path}: no {' / '.join(BUNDLE_FILE_NAMES)} in this folder")
+        main_file = bundle_file(root_path)
     env = os.environ if env is None else env
     user = user_name or local_user_name()
 
@@ -217,7 +227,7 @@ def load_bundle(
         raise BundleError(f"unknown target {target!r}; the bundle defines: {', '.join(target_names)}")
     target_cfg = targets_cfg.get(target) or {}
     if not isinstance(target_cfg, dict):
-        raise BundleError(f"{_rel(sources.get('targets', main_file), root_path)}: targets.{target}: must be a mapping")
+        raise BundleError(f"{relative_name(sources.get('targets', main_file), root_path)}: targets.{target}: must be a mapping")
     target_file = sources.get(f"targets.{target}", main_file)
 
     mode = _merge_target(config, target_cfg, target, sources, target_file)
@@ -251,7 +261,8 @@ def load_bundle(
 # Loading and merging
 
 
-def _rel(path: Path, root: Path) -> str:
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to the bundle root ``root`` (as error messages name files); as is when outside."""
     try:
         return str(path.relative_to(root))
     except ValueError:
@@ -269,22 +280,27 @@ def _source_for(sources: Mapping[str, Path], dotted_path: str, root: Path) -> Pa
     return sources.get("", root / BUNDLE_FILE_NAMES[0])
 
 
-def _read_yaml(path: Path, root: Path) -> dict[str, Any]:
+def read_config_file(path: Path, root: Path) -> dict[str, Any]:
+    """One bundle configuration file as a mapping (empty file: ``{}``).
+
+    Raises:
+        BundleError: the file cannot be read, is not valid YAML, or its top level is not a mapping.
+    """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise BundleError(f"{_rel(path, root)}: invalid YAML: {exc}") from exc
+        raise BundleError(f"{relative_name(path, root)}: invalid YAML: {exc}") from exc
     except OSError as exc:
-        raise BundleError(f"{_rel(path, root)}: cannot read: {exc}") from exc
+        raise BundleError(f"{relative_name(path, root)}: cannot read: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise BundleError(f"{_rel(path, root)}: the top level must be a mapping")
+        raise BundleError(f"{relative_name(path, root)}: the top level must be a mapping")
     return data
 
 
 def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], dict[str, Path], tuple[Path, ...]]:
-    config = _read_yaml(main_file, root)
+    config = read_config_file(main_file, root)
     sources: dict[str, Path] = {"": main_file}
     _record_sources(config, main_file, sources)
 
@@ -306,11 +322,11 @@ def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], di
                 continue
             seen.add(path)
             files.append(path)
-            data = _read_yaml(path, root)
+            data = read_config_file(path, root)
             if "include" in data:
-                raise BundleError(f"{_rel(path, root)}: include: is only allowed in {main_file.name}")
+                raise BundleError(f"{relative_name(path, root)}: include: is only allowed in {main_file.name}")
             if "bundle" in data and data["bundle"] != config.get("bundle"):
-                raise BundleError(f"{_rel(path, root)}: bundle: can only be set in {main_file.name}")
+                raise BundleError(f"{relative_name(path, root)}: bundle: can only be set in {main_file.name}")
             data.pop("bundle", None)
             _merge_included(config, data, path, root, sources)
     return config, sources, tuple(files)
@@ -333,30 +349,30 @@ def _merge_included(config: dict[str, Any], data: dict[str, Any], path: Path, ro
             continue
         if top == "resources":
             if not isinstance(value, dict):
-                raise BundleError(f"{_rel(path, root)}: resources: must be a mapping")
+                raise BundleError(f"{relative_name(path, root)}: resources: must be a mapping")
             resources = config.setdefault("resources", {})
             for rtype, entries in value.items():
                 if entries is None:
                     continue
                 if not isinstance(entries, dict):
-                    raise BundleError(f"{_rel(path, root)}: resources.{rtype}: must be a mapping")
+                    raise BundleError(f"{relative_name(path, root)}: resources.{rtype}: must be a mapping")
                 existing = resources.setdefault(rtype, {})
                 for key, definition in entries.items():
                     where = f"resources.{rtype}.{key}"
                     if key in existing:
-                        other = _rel(sources.get(where, root), root)
-                        raise BundleError(f"{_rel(path, root)}: {where}: already defined in {other}")
+                        other = relative_name(sources.get(where, root), root)
+                        raise BundleError(f"{relative_name(path, root)}: {where}: already defined in {other}")
                     existing[key] = definition
                     sources[where] = path
         elif top in ("variables", "targets"):
             if not isinstance(value, dict):
-                raise BundleError(f"{_rel(path, root)}: {top}: must be a mapping")
+                raise BundleError(f"{relative_name(path, root)}: {top}: must be a mapping")
             existing = config.setdefault(top, {})
             for key, definition in value.items():
                 where = f"{top}.{key}"
                 if key in existing and top == "variables":
-                    other = _rel(sources.get(where, root), root)
-                    raise BundleError(f"{_rel(path, root)}: {where}: already declared in {other}")
+                    other = relative_name(sources.get(where, root), root)
+                    raise BundleError(f"{relative_name(path, root)}: {where}: already declared in {other}")
                 existing[key] = _merge(existing[key], definition, (top, key)) if key in existing else definition
                 sources.setdefault(where, path)
         else:
@@ -419,17 +435,17 @@ def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target
         if spec is None:
             spec = {}
         if not isinstance(spec, dict):
-            where = _rel(sources.get(f"variables.{name}", main_file), root)
+            where = relative_name(sources.get(f"variables.{name}", main_file), root)
             raise BundleError(f"{where}: variables.{name}: must be a mapping (description, default ...)")
         specs[name] = dict(spec)
 
     target_values = target_cfg.get("variables") or {}
     if not isinstance(target_values, dict):
-        raise BundleError(f"{_rel(target_file, root)}: targets.{target}.variables: must be a mapping")
+        raise BundleError(f"{relative_name(target_file, root)}: targets.{target}.variables: must be a mapping")
     for name, value in target_values.items():
         if name not in specs:
             raise BundleError(
-                f"{_rel(target_file, root)}: targets.{target}.variables.{name}: variable {name!r} is "
+                f"{relative_name(target_file, root)}: targets.{target}.variables.{name}: variable {name!r} is "
                 f"assigned a value but not declared under the top-level variables:"
             )
         if isinstance(value, dict) and specs[name].get("type") != "complex":
@@ -441,7 +457,7 @@ def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target
                 specs[name].pop("lookup", None)
             else:
                 raise BundleError(
-                    f"{_rel(target_file, root)}: targets.{target}.variables.{name}: a mapping value needs "
+                    f"{relative_name(target_file, root)}: targets.{target}.variables.{name}: a mapping value needs "
                     f"'default' or 'lookup' (or declare the variable with type: complex)"
                 )
         else:
@@ -460,16 +476,16 @@ def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target
         try:
             file_overrides = json.loads(overrides_file.read_text(encoding="utf-8")) or {}
         except (OSError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{_rel(overrides_file, root)}: invalid JSON: {exc}") from exc
+            raise BundleError(f"{relative_name(overrides_file, root)}: invalid JSON: {exc}") from exc
         if not isinstance(file_overrides, dict):
-            raise BundleError(f"{_rel(overrides_file, root)}: must hold a JSON object")
+            raise BundleError(f"{relative_name(overrides_file, root)}: must hold a JSON object")
         for name in file_overrides:
             if name not in specs:
-                raise BundleError(f"{_rel(overrides_file, root)}: variable {name!r} is not declared")
+                raise BundleError(f"{relative_name(overrides_file, root)}: variable {name!r} is not declared")
 
     missing: list[str] = []
     for name, spec in specs.items():
-        where = _rel(sources.get(f"variables.{name}", main_file), root)
+        where = relative_name(sources.get(f"variables.{name}", main_file), root)
         if name in overrides:
             value: Any = overrides[name]
         elif BUNDLE_VAR_ENV_PREFIX + name in env:
@@ -491,7 +507,7 @@ def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target
         spec["value"] = value
     if missing:
         where = ", ".join(
-            sorted({_rel(sources.get(f"variables.{n}", main_file), root) for n in missing})
+            sorted({relative_name(sources.get(f"variables.{n}", main_file), root) for n in missing})
         )
         names = ", ".join(missing)
         flags = " ".join(f"--var {n}=<value>" for n in missing)
@@ -577,7 +593,7 @@ class _Resolver:
 
     def where(self, path: tuple[str | int, ...]) -> str:
         dotted = _dotted(path)
-        return f"{_rel(_source_for(self.sources, dotted, self.root), self.root)}: {dotted}"
+        return f"{relative_name(_source_for(self.sources, dotted, self.root), self.root)}: {dotted}"
 
     def resolve_all(self) -> dict[str, Any]:
         return self._resolve_value(self.raw, ())

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -53,7 +54,16 @@ from typing import Any
 import yaml
 
 from fraud_mlops import jobspec, quartz
-from fraud_mlops.bundle import BUNDLE_FILE_NAMES, Bundle, BundleError, load_bundle
+from fraud_mlops.bundle import (
+    BUNDLE_FILE_NAMES,
+    Bundle,
+    BundleError,
+    bundle_file,
+    load_bundle,
+    read_config_file,
+    relative_name,
+)
+from fraud_mlops.jobspec import key_path
 
 #: Targets held to the production rules (mode, run_as, group permissions).
 PRODUCTION_TARGETS = ("prod",)
@@ -118,6 +128,7 @@ def validate_bundle(
     *,
     env: Mapping[str, str] | None = None,
     user_name: str | None = None,
+    secrets: Sequence[Problem] | None = None,
 ) -> ValidationReport:
     """Run every offline check on the bundle at ``root`` for ``target``; never raises for a bad bundle.
 
@@ -127,13 +138,15 @@ def validate_bundle(
         overrides: variable values (``--var name=value``), as for :func:`fraud_mlops.bundle.load_bundle`.
         env: environment for ``BUNDLE_VAR_<name>`` (default ``os.environ``).
         user_name: stands in for ``${workspace.current_user.userName}``.
+        secrets: the result of :func:`secret_problems` on ``root`` when the caller already has it
+            (it does not depend on the target); computed here otherwise.
 
     Returns:
         A :class:`ValidationReport`; ``report.ok`` is False when any check found a problem.
     """
     root_path = Path(root).resolve()
     report = ValidationReport(target=target or "(default)")
-    report.problems.extend(secret_problems(root_path))
+    report.problems.extend(secret_problems(root_path) if secrets is None else secrets)
     try:
         bundle = load_bundle(root_path, target, overrides or {}, env=env, user_name=user_name)
     except BundleError as exc:
@@ -176,7 +189,8 @@ def validate_targets(
     """
     if not targets:
         targets = declared_targets(root)
-    return [validate_bundle(root, t, overrides, env=env, user_name=user_name) for t in targets]
+    secrets = secret_problems(Path(root).resolve())  # the same files for every target: scan once
+    return [validate_bundle(root, t, overrides, env=env, user_name=user_name, secrets=secrets) for t in targets]
 
 
 def declared_targets(root: Path | str) -> list[str]:
@@ -185,8 +199,8 @@ def declared_targets(root: Path | str) -> list[str]:
     Raises:
         BundleError: no ``databricks.yml`` in ``root`` or it is not valid YAML.
     """
-    main = _main_file(Path(root).resolve())
-    targets = _read(main).get("targets") or {}
+    folder = Path(root).resolve()
+    targets = read_config_file(bundle_file(folder), folder).get("targets") or {}
     return [str(t) for t in targets] if isinstance(targets, dict) else []
 
 
@@ -194,34 +208,8 @@ def declared_targets(root: Path | str) -> list[str]:
 # Helpers
 
 
-def _main_file(root: Path) -> Path:
-    for name in BUNDLE_FILE_NAMES:
-        if (root / name).is_file():
-            return root / name
-    raise BundleError(f"{root}: no {' / '.join(BUNDLE_FILE_NAMES)} in this folder")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise BundleError(f"{path.name}: cannot read as YAML: {exc}") from exc
-    return data if isinstance(data, dict) else {}
-
-
-def _rel(bundle: Bundle, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(bundle.root))
-    except ValueError:
-        return str(path)
-
-
 def _source(bundle: Bundle, dotted: str) -> str:
-    return _rel(bundle, bundle.source_of(dotted))
-
-
-def _key(base: str, part: str | int) -> str:
-    return jobspec.key_path(base, part)
+    return relative_name(bundle.source_of(dotted), bundle.root)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,8 +221,8 @@ def structure_problems(bundle: Bundle) -> list[Problem]:
     problems: list[Problem] = []
     known_types = set(resource_classes())
     for path in bundle.files:
-        data = _read(path)
-        rel = _rel(bundle, path)
+        data = read_config_file(path, bundle.root)
+        rel = relative_name(path, bundle.root)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
                 problems.append(Problem("schema", rel, str(key), _unknown(key, TOP_LEVEL_KEYS, "top-level key")))
@@ -267,8 +255,6 @@ def _unknown(key: Any, known: typing.Iterable[str], what: str) -> str:
 
 
 def _similar(a: str, b: str) -> bool:
-    import difflib
-
     return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio() >= 0.75
 
 
@@ -346,7 +332,7 @@ def _locate_type_error(cls: type, value: Any, path: str, exc: Exception) -> tupl
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in value:
         if key not in fields:
-            return _key(path, key), _unknown(key, fields, f"field of {cls.__name__}")
+            return key_path(path, key), _unknown(key, fields, f"field of {cls.__name__}")
     missing = [n for n, f in fields.items()
                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in value]
     if missing:
@@ -367,7 +353,7 @@ def _locate_type_error(cls: type, value: Any, path: str, exc: Exception) -> tupl
             try:
                 inner.from_dict(item)  # type: ignore[attr-defined]
             except (ValueError, TypeError, KeyError, AttributeError) as inner_exc:
-                at = _key(path, key) if index == "" else _key(_key(path, key), index)
+                at = key_path(path, key) if index == "" else key_path(key_path(path, key), index)
                 return _locate_type_error(inner, item, at, inner_exc)
     # A scalar field: find the one whose value the class rejects.
     for key, sub in value.items():
@@ -375,7 +361,7 @@ def _locate_type_error(cls: type, value: Any, path: str, exc: Exception) -> tupl
         try:
             cls.from_dict(probe)  # type: ignore[attr-defined]
         except (ValueError, TypeError, KeyError, AttributeError) as field_exc:
-            return _key(path, key), f"{_describe(field_exc)} (value {sub!r})"
+            return key_path(path, key), f"{_describe(field_exc)} (value {sub!r})"
     return path, _describe(exc)
 
 
@@ -584,18 +570,18 @@ def path_problems(bundle: Bundle) -> list[Problem]:
                         "file": "file"}[kind]
                 hint = ""
                 if kind == "whl":
-                    hint = (f"; a whl artifact builds into {', '.join(_rel(bundle, d) for d in dist_folders)}"
+                    hint = (f"; a whl artifact builds into {', '.join(relative_name(d, bundle.root) for d in dist_folders)}"
                             if dist_folders else "; no whl artifact builds it")
-                problems.append(Problem("paths", _rel(bundle, source), key,
-                                        f"{what} {raw!r} does not exist (resolved against {_rel(bundle, source.parent) or '.'}/: "
-                                        f"{_rel(bundle, path)}){hint}"))
+                problems.append(Problem("paths", relative_name(source, bundle.root), key,
+                                        f"{what} {raw!r} does not exist (resolved against {relative_name(source.parent, bundle.root) or '.'}/: "
+                                        f"{relative_name(path, bundle.root)}){hint}"))
     for name, pipeline in (bundle.resources.get("pipelines") or {}).items():
         source = bundle.source_of(f"resources.pipelines.{name}")
         for j, lib in enumerate((pipeline or {}).get("libraries") or []):
             for kind in ("notebook", "file"):
                 raw = (lib.get(kind) or {}).get("path") if isinstance(lib, dict) else None
                 if raw and _is_local(str(raw)) and not _path_exists((source.parent / str(raw)).resolve(), kind):
-                    problems.append(Problem("paths", _rel(bundle, source),
+                    problems.append(Problem("paths", relative_name(source, bundle.root),
                                             f"resources.pipelines.{name}.libraries[{j}].{kind}.path",
                                             f"{kind} {raw!r} does not exist"))
     return problems
@@ -614,7 +600,7 @@ def job_graph_problems(bundle: Bundle) -> list[Problem]:
         if not isinstance(job, dict):
             continue
         for key, message in jobspec.job_problems(job):
-            problems.append(Problem("jobs", file, _key(dotted, key) if key else dotted, message))
+            problems.append(Problem("jobs", file, key_path(dotted, key) if key else dotted, message))
         for i, task in enumerate(job.get("tasks") or []):
             rjt = task.get("run_job_task") if isinstance(task, dict) else None
             if not isinstance(rjt, dict):
@@ -671,7 +657,7 @@ def _known_time_zone(name: str) -> bool:
 
 def production_problems(bundle: Bundle) -> list[Problem]:
     """The production rules, for a production target (``prod``), and that such a target exists."""
-    main = _rel(bundle, bundle.files[0]) if bundle.files else BUNDLE_FILE_NAMES[0]
+    main = relative_name(bundle.files[0], bundle.root) if bundle.files else BUNDLE_FILE_NAMES[0]
     if not any(t in bundle.targets for t in PRODUCTION_TARGETS):
         return [Problem("production", main, "targets",
                         f"no production target ({' or '.join(PRODUCTION_TARGETS)}) is declared")]
@@ -679,7 +665,7 @@ def production_problems(bundle: Bundle) -> list[Problem]:
         return []
     problems: list[Problem] = []
     t = f"targets.{bundle.target}"
-    file = _rel(bundle, bundle.source_of(t))
+    file = relative_name(bundle.source_of(t), bundle.root)
     if bundle.mode != "production":
         problems.append(Problem("production", file, f"{t}.mode",
                                 f"must be 'production' (is {bundle.mode!r}): production mode makes the CLI "
@@ -779,7 +765,7 @@ def _walk_strings(value: Any, path: str) -> Iterator[tuple[str, str, str]]:
     """``(key path, last key, string)`` for every string in a parsed YAML document."""
     if isinstance(value, dict):
         for k, v in value.items():
-            sub = _key(path, str(k))
+            sub = key_path(path, str(k))
             if isinstance(v, str):
                 yield sub, str(k), v
             else:
@@ -788,9 +774,9 @@ def _walk_strings(value: Any, path: str) -> Iterator[tuple[str, str, str]]:
         last = path.rsplit(".", 1)[-1].split("[")[0]
         for i, v in enumerate(value):
             if isinstance(v, str):
-                yield _key(path, i), last, v
+                yield key_path(path, i), last, v
             else:
-                yield from _walk_strings(v, _key(path, i))
+                yield from _walk_strings(v, key_path(path, i))
 
 
 def secret_problems(root: Path, files: Sequence[Path] | None = None) -> list[Problem]:
