@@ -22,11 +22,11 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from fraud_mlops import config as C
-from fraud_mlops import features, ingestion
-from fraud_mlops.config import LakehouseConfig
-from fraud_mlops.lakehouse import Lakehouse
-from fraud_mlops.spark import get_spark
+from fraud_mlops.medallion import bronze, features, gold, silver
+from fraud_mlops.platform import config as C
+from fraud_mlops.platform.config import LakehouseConfig
+from fraud_mlops.platform.lakehouse import Lakehouse
+from fraud_mlops.platform.session import get_spark
 
 
 def _timed(fn):
@@ -52,24 +52,24 @@ def main() -> None:
     try:
         for f in files[:-1]:
             shutil.copy(f, landing / f.name)
-        ingestion.ingest_bronze(lakehouse, str(landing))
-        ingestion.build_silver(lakehouse)
-        first, first_s = _timed(lambda: ingestion.build_gold(lakehouse))
+        bronze.ingest_bronze(lakehouse, str(landing))
+        silver.build_silver(lakehouse)
+        first, first_s = _timed(lambda: gold.build_gold(lakehouse))
 
         shutil.copy(files[-1], landing / files[-1].name)
-        ingestion.ingest_bronze(lakehouse, str(landing))
-        ingestion.build_silver(lakehouse)
-        daily, daily_s = _timed(lambda: ingestion.build_gold(lakehouse))
+        bronze.ingest_bronze(lakehouse, str(landing))
+        silver.build_silver(lakehouse)
+        daily, daily_s = _timed(lambda: gold.build_gold(lakehouse))
 
-        silver = lakehouse.read(C.SILVER_TRANSACTIONS)
-        n_silver = silver.count()
+        silver_df = lakehouse.read(C.SILVER_TRANSACTIONS)
+        n_silver = silver_df.count()
         start = features.history_start(dt.date.fromisoformat(daily["recomputed_from"]))
-        n_read = silver.where(F.col("tx_date") >= start).count()
+        n_read = silver_df.where(F.col("tx_date") >= start).count()
 
         # Reference: the same gold rebuilt from scratch over all days (what a non-incremental job does).
         for table in (C.GOLD_FEATURES, C.GOLD_DAILY_SUMMARY):
             shutil.rmtree(lakehouse.ref(table).path)
-        full, full_s = _timed(lambda: ingestion.build_gold(lakehouse))
+        full, full_s = _timed(lambda: gold.build_gold(lakehouse))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

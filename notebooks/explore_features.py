@@ -15,11 +15,11 @@ import os
 
 from pyspark.sql import functions as F
 
-from fraud_mlops import config as C
-from fraud_mlops.config import LakehouseConfig
-from fraud_mlops.lakehouse import Lakehouse
-from fraud_mlops.schema import FEATURE_COLUMNS, LABEL_COLUMN
-from fraud_mlops.spark import get_spark
+from fraud_mlops.medallion.schema import FEATURE_COLUMNS, LABEL_COLUMN
+from fraud_mlops.platform import config as C
+from fraud_mlops.platform.config import LakehouseConfig
+from fraud_mlops.platform.lakehouse import Lakehouse
+from fraud_mlops.platform.session import get_spark
 
 catalog = os.environ.get("FRAUD_CATALOG", "fraud_dev")
 schema = os.environ.get("FRAUD_SCHEMA", "fraud")

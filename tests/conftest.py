@@ -21,7 +21,7 @@ SHIPPED_LANDING = REPO_ROOT / "data" / "transactions"
 
 @pytest.fixture(scope="session")
 def spark():
-    from fraud_mlops.spark import get_spark
+    from fraud_mlops.platform.session import get_spark
 
     session = get_spark("fraud-mlops-tests")
     yield session
@@ -30,8 +30,8 @@ def spark():
 @pytest.fixture()
 def lakehouse(spark, tmp_path, monkeypatch):
     """A :class:`Lakehouse` on the delta-rs backend in a fresh temporary folder."""
-    from fraud_mlops.config import LakehouseConfig
-    from fraud_mlops.lakehouse import Lakehouse
+    from fraud_mlops.platform.config import LakehouseConfig
+    from fraud_mlops.platform.lakehouse import Lakehouse
 
     root = tmp_path / "lakehouse"
     monkeypatch.setenv("FRAUD_MLOPS_LOCAL_ROOT", str(root))

@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fraud_mlops import config as C
-from fraud_mlops.bundle import find_bundle_root, load_bundle
-from fraud_mlops.runner import JobRunResult, run_job
+from bundlekit.loader import find_bundle_root, load_bundle
+from bundlekit.runner import JobRunResult, run_job
+from fraud_mlops.platform import config as C
 
 HANDBOOK_SPLIT = {"train_start": "2018-07-25", "train_end": "2018-07-31", "delay_days": "7", "test_days": "7"}
 
@@ -127,14 +127,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _table_counts(catalog: str, schema: str) -> dict[str, int]:
-    from fraud_mlops.config import LakehouseConfig
-    from fraud_mlops.ingestion import SILVER_PROCESSED_FILES
-    from fraud_mlops.lakehouse import Lakehouse
-    from fraud_mlops.spark import get_spark
+    from fraud_mlops.platform.config import LakehouseConfig
+    from fraud_mlops.platform.lakehouse import Lakehouse
+    from fraud_mlops.platform.session import get_spark
 
     lakehouse = Lakehouse(get_spark(), LakehouseConfig.from_env(catalog, schema))
     names = [C.BRONZE_INGESTION_LOG, C.BRONZE_TRANSACTIONS, C.SILVER_TRANSACTIONS, C.SILVER_QUARANTINE,
-             SILVER_PROCESSED_FILES, C.GOLD_FEATURES, C.GOLD_DAILY_SUMMARY, C.PREDICTIONS, C.MONITORING_METRICS]
+             C.SILVER_PROCESSED_FILES, C.GOLD_FEATURES, C.GOLD_DAILY_SUMMARY, C.PREDICTIONS, C.MONITORING_METRICS]
     return {lakehouse.ref(n).full_name: lakehouse.count(n) for n in names}
 
 

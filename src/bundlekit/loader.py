@@ -1,0 +1,697 @@
+"""Load and resolve the Databricks Asset Bundle (``databricks.yml`` + included files) offline.
+
+The bundle is the one definition of our jobs: the Databricks CLI deploys it, and the local runner
+(:mod:`bundlekit.runner`) runs the very same job definitions in-process. This module reproduces the
+part of the CLI's configuration processing that a local run needs, without a workspace connection:
+
+* ``include`` globs (relative to the bundle root) are loaded and merged; a resource defined twice is
+  an error naming both files.
+* The target is selected (``default: true`` when none is given) and its overrides are merged:
+  ``variables``, ``resources`` (job ``tasks``/``job_clusters``/``parameters`` merged by key, as the
+  CLI does), ``workspace``, ``run_as``, ``artifacts``, ``presets``, ``mode`` ...
+* Variable values, highest precedence first: ``overrides`` (``--var k=v``), ``BUNDLE_VAR_<name>``
+  environment variables, ``.databricks/bundle/<target>/variable-overrides.json``, the target's
+  ``variables`` block, the declaration's ``default``. Like the CLI, every declared variable must have
+  a value for the selected target.
+* ``${...}`` references are resolved recursively: ``${var.x}`` (variables may reference each other),
+  ``${bundle.target}``, ``${bundle.name}``, ``${workspace.current_user.userName}`` (the local user
+  name), ``${workspace.current_user.short_name}``, ``${workspace.root_path}`` ... and
+  ``${resources.<type>.<key>.<field>}`` for fields present in the configuration. References that
+  only exist after a deployment (``${resources.jobs.<key>.id}``, ``url`` ...) are kept verbatim; the
+  runner understands ``${resources.jobs.<key>.id}`` in ``run_job_task``.
+* Job-run dynamic value references (``{{job.parameters.x}}`` ...) are left alone: the runner
+  substitutes them when it runs a task.
+
+What is NOT reproduced: deployment-mode presets (the ``[dev <user>]`` name prefix, pausing),
+``lookup`` variables (pass them with ``--var``), path translation of libraries/notebooks, and
+Python-defined resources.
+
+Errors are :class:`BundleError` (a :class:`ValueError`) naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import getpass
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: File names the CLI accepts for the bundle root configuration, in lookup order.
+BUNDLE_FILE_NAMES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
+#: Prefix of environment variables that set bundle variables (as the CLI reads them).
+BUNDLE_VAR_ENV_PREFIX = "BUNDLE_VAR_"
+
+_REF_RE = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\[\d+\])*(?:\.[A-Za-z_][\w-]*(?:\[\d+\])*)*)\}")
+_SEGMENT_RE = re.compile(r"([A-Za-z_][\w-]*)((?:\[\d+\])*)")
+_JOB_ID_REF_RE = re.compile(r"^\$\{resources\.jobs\.([\w-]+)\.id\}$")
+
+# Lists the CLI merges element-wise by a key when a target overrides a job (others are concatenated).
+_JOB_LIST_KEYS = {
+    "tasks": "task_key",
+    "job_clusters": "job_cluster_key",
+    "parameters": "name",
+    "environments": "environment_key",
+}
+# Target keys the CLI moves into the ``bundle`` mapping.
+_TARGET_BUNDLE_KEYS = ("git", "compute_id", "cluster_id")
+_VALID_MODES = (None, "development", "production")
+
+
+class BundleError(ValueError):
+    """The bundle configuration is invalid or cannot be resolved for the requested target."""
+
+
+class _Keep:
+    """Marker: the reference is only known after deployment and stays verbatim."""
+
+
+_KEEP = _Keep()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle resolved for one target.
+
+    Attributes:
+        root: folder holding ``databricks.yml``.
+        name: ``bundle.name``.
+        target: the selected target.
+        mode: the target's ``mode`` (``development``, ``production``) or None.
+        variables: resolved variable values, ``{name: value}``.
+        config: the whole merged, resolved configuration (without ``targets``).
+        targets: every target the bundle declares, in file order.
+        default_target: the target marked ``default: true`` (None when none is).
+        sources: which file defined what, ``{"resources.jobs.ingestion": Path(...), ...}``.
+        files: every configuration file loaded (``databricks.yml`` first, then the includes).
+    """
+
+    root: Path
+    name: str
+    target: str
+    mode: str | None
+    variables: dict[str, Any]
+    config: dict[str, Any]
+    targets: tuple[str, ...]
+    default_target: str | None
+    sources: dict[str, Path] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """``{resource_type: {key: definition}}`` (jobs, registered_models, experiments ...)."""
+        return self.config.get("resources") or {}
+
+    @property
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """Resolved job definitions by job key (``ingestion``, ``training`` ...)."""
+        return self.resources.get("jobs") or {}
+
+    def job(self, key: str) -> dict[str, Any]:
+        """The resolved definition of job ``key``.
+
+        Raises:
+            BundleError: the bundle has no such job.
+        """
+        try:
+            return self.jobs[key]
+        except KeyError:
+            known = ", ".join(sorted(self.jobs)) or "none"
+            raise BundleError(f"unknown job {key!r} in bundle {self.name!r}; jobs: {known}") from None
+
+    def source_of(self, dotted_path: str) -> Path:
+        """The file that defines ``dotted_path`` (longest known prefix), e.g. ``resources.jobs.x.tasks``."""
+        return _source_for(self.sources, dotted_path, self.root)
+
+    def job_id_ref(self, value: Any) -> str | None:
+        """The job key of a ``${resources.jobs.<key>.id}`` reference, None for anything else."""
+        if isinstance(value, str):
+            m = _JOB_ID_REF_RE.match(value.strip())
+            if m:
+                return m.group(1)
+        return None
+
+
+def find_bundle_root(start: Path | str | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) holding ``databricks.yml``.
+
+    Raises:
+        BundleError: no bundle configuration file in ``start`` or any parent.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / name).is_file() for name in BUNDLE_FILE_NAMES):
+            return folder
+    raise BundleError(f"no databricks.yml found in {here} or any parent folder (use --bundle-root)")
+
+
+def bundle_file(root: Path) -> Path:
+    """The bundle's root configuration file in folder ``root`` (``databricks.yml`` ...).
+
+    Raises:
+        BundleError: ``root`` holds none of :data:`BUNDLE_FILE_NAMES`.
+    """
+    found = next((root / n for n in BUNDLE_FILE_NAMES if (root / n).is_file()), None)
+    if found is None:
+        raise BundleError(f"{root}: no {' / '.join(BUNDLE_FILE_NAMES)} in this folder")
+    return found
+
+
+def local_user_name() -> str:
+    """The user name standing in for ``${workspace.current_user.userName}`` in local runs."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError, ImportError):  # pragma: no cover - no login name (some containers)
+        return "local-user"
+
+
+def load_bundle(
+    root: Path | str,
+    target: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    user_name: str | None = None,
+) -> Bundle:
+    """Load the bundle at ``root`` and resolve it for ``target``.
+
+    Args:
+        root: the bundle root folder (the one holding ``databricks.yml``) or the file itself.
+        target: target name; None selects the target marked ``default: true``.
+        overrides: variable values that win over everything else (``--var k=v``).
+        env: environment for ``BUNDLE_VAR_<name>`` and ``DATABRICKS_HOST`` (default: ``os.environ``).
+        user_name: stands in for ``${workspace.current_user.userName}`` (default: the local user).
+
+    Raises:
+        BundleError: unreadable/invalid YAML, unknown target, undeclared or unset variable, an
+            unresolvable reference, a resource defined twice.
+    """
+    root_path = Path(root).resolve()
+    if root_path.is_file():
+        main_file = root_path
+        root_path = root_path.parent
+    else:
+        main_file = bundle_file(root_path)
+    env = os.environ if env is None else env
+    user = user_name or local_user_name()
+
+    config, sources, files = _load_with_includes(main_file, root_path)
+    targets_cfg = config.pop("targets", None) or {}
+    if not isinstance(targets_cfg, dict):
+        raise BundleError(f"{main_file.name}: targets: must be a mapping of target names")
+    target_names = tuple(targets_cfg)
+    defaults = [t for t, tc in targets_cfg.items() if isinstance(tc, dict) and tc.get("default") is True]
+    if len(defaults) > 1:
+        raise BundleError(f"{main_file.name}: targets: more than one default target: {', '.join(defaults)}")
+    default_target = defaults[0] if defaults else None
+
+    if target is None:
+        if default_target is not None:
+            target = default_target
+        elif len(target_names) == 1:
+            target = target_names[0]
+        elif not target_names:
+            target = "default"
+        else:
+            raise BundleError(
+                f"{main_file.name}: no target given and no target has 'default: true'; "
+                f"targets: {', '.join(target_names)}"
+            )
+    if target_names and target not in targets_cfg:
+        raise BundleError(f"unknown target {target!r}; the bundle defines: {', '.join(target_names)}")
+    target_cfg = targets_cfg.get(target) or {}
+    if not isinstance(target_cfg, dict):
+        raise BundleError(f"{relative_name(sources.get('targets', main_file), root_path)}: targets.{target}: must be a mapping")
+    target_file = sources.get(f"targets.{target}", main_file)
+
+    mode = _merge_target(config, target_cfg, target, sources, target_file)
+    bundle_cfg = config.setdefault("bundle", {})
+    if not isinstance(bundle_cfg, dict) or not bundle_cfg.get("name"):
+        raise BundleError(f"{main_file.name}: bundle.name is required")
+    bundle_cfg["target"] = target
+    if mode is not None:
+        bundle_cfg["mode"] = mode
+
+    _assign_variables(config, target_cfg, target, overrides or {}, env, sources, root_path, main_file, target_file)
+
+    resolver = _Resolver(config, sources, root_path, target, user, env)
+    resolved = resolver.resolve_all()
+    variables = {name: (spec or {}).get("value") for name, spec in (resolved.get("variables") or {}).items()}
+    return Bundle(
+        root=root_path,
+        name=str(resolved["bundle"]["name"]),
+        target=target,
+        mode=mode,
+        variables=variables,
+        config=resolved,
+        targets=target_names,
+        default_target=default_target,
+        sources=sources,
+        files=files,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and merging
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to the bundle root ``root`` (as error messages name files); as is when outside."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _source_for(sources: Mapping[str, Path], dotted_path: str, root: Path) -> Path:
+    best: tuple[int, Path] | None = None
+    for prefix, file in sources.items():
+        matches = dotted_path == prefix or dotted_path.startswith((prefix + ".", prefix + "["))
+        if matches and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), file)
+    if best is not None:
+        return best[1]
+    return sources.get("", root / BUNDLE_FILE_NAMES[0])
+
+
+def read_config_file(path: Path, root: Path) -> dict[str, Any]:
+    """One bundle configuration file as a mapping (empty file: ``{}``).
+
+    Raises:
+        BundleError: the file cannot be read, is not valid YAML, or its top level is not a mapping.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{relative_name(path, root)}: invalid YAML: {exc}") from exc
+    except OSError as exc:
+        raise BundleError(f"{relative_name(path, root)}: cannot read: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BundleError(f"{relative_name(path, root)}: the top level must be a mapping")
+    return data
+
+
+def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], dict[str, Path], tuple[Path, ...]]:
+    config = read_config_file(main_file, root)
+    sources: dict[str, Path] = {"": main_file}
+    _record_sources(config, main_file, sources)
+
+    includes = config.pop("include", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise BundleError(f"{main_file.name}: include: must be a list of glob patterns")
+    seen: set[Path] = {main_file.resolve()}
+    files = [main_file]
+    for pattern in includes:
+        if not isinstance(pattern, str) or not pattern:
+            raise BundleError(f"{main_file.name}: include: {pattern!r} is not a glob pattern")
+        if Path(pattern).is_absolute():
+            raise BundleError(f"{main_file.name}: include: {pattern!r} must be relative to the bundle root")
+        for path in sorted(root.glob(pattern)):
+            path = path.resolve()
+            if path in seen or not path.is_file():
+                continue
+            seen.add(path)
+            files.append(path)
+            data = read_config_file(path, root)
+            if "include" in data:
+                raise BundleError(f"{relative_name(path, root)}: include: is only allowed in {main_file.name}")
+            if "bundle" in data and data["bundle"] != config.get("bundle"):
+                raise BundleError(f"{relative_name(path, root)}: bundle: can only be set in {main_file.name}")
+            data.pop("bundle", None)
+            _merge_included(config, data, path, root, sources)
+    return config, sources, tuple(files)
+
+
+def _record_sources(data: Mapping[str, Any], file: Path, sources: dict[str, Path]) -> None:
+    for rtype, entries in (data.get("resources") or {}).items():
+        for key in entries or {}:
+            sources[f"resources.{rtype}.{key}"] = file
+    for name in data.get("variables") or {}:
+        sources[f"variables.{name}"] = file
+    for name in data.get("targets") or {}:
+        sources[f"targets.{name}"] = file
+
+
+def _merge_included(config: dict[str, Any], data: dict[str, Any], path: Path, root: Path,
+                    sources: dict[str, Path]) -> None:
+    for top, value in data.items():
+        if value is None:
+            continue
+        if top == "resources":
+            if not isinstance(value, dict):
+                raise BundleError(f"{relative_name(path, root)}: resources: must be a mapping")
+            resources = config.setdefault("resources", {})
+            for rtype, entries in value.items():
+                if entries is None:
+                    continue
+                if not isinstance(entries, dict):
+                    raise BundleError(f"{relative_name(path, root)}: resources.{rtype}: must be a mapping")
+                existing = resources.setdefault(rtype, {})
+                for key, definition in entries.items():
+                    where = f"resources.{rtype}.{key}"
+                    if key in existing:
+                        other = relative_name(sources.get(where, root), root)
+                        raise BundleError(f"{relative_name(path, root)}: {where}: already defined in {other}")
+                    existing[key] = definition
+                    sources[where] = path
+        elif top in ("variables", "targets"):
+            if not isinstance(value, dict):
+                raise BundleError(f"{relative_name(path, root)}: {top}: must be a mapping")
+            existing = config.setdefault(top, {})
+            for key, definition in value.items():
+                where = f"{top}.{key}"
+                if key in existing and top == "variables":
+                    other = relative_name(sources.get(where, root), root)
+                    raise BundleError(f"{relative_name(path, root)}: {where}: already declared in {other}")
+                existing[key] = _merge(existing[key], definition, (top, key)) if key in existing else definition
+                sources.setdefault(where, path)
+        else:
+            config[top] = _merge(config[top], value, (top,)) if top in config else value
+
+
+def _merge(base: Any, override: Any, path: tuple[str, ...]) -> Any:
+    """Merge ``override`` into ``base`` like the CLI: maps deep, keyed job lists by key, lists appended."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = _merge(base[k], v, (*path, str(k))) if k in base else copy.deepcopy(v)
+        return out
+    if isinstance(base, list) and isinstance(override, list):
+        key = _JOB_LIST_KEYS.get(path[-1]) if len(path) == 4 and path[:2] == ("resources", "jobs") else None
+        if key is None:
+            return [*copy.deepcopy(base), *copy.deepcopy(override)]
+        out_list = [copy.deepcopy(item) for item in base]
+        index = {item.get(key): i for i, item in enumerate(out_list) if isinstance(item, dict)}
+        for item in override:
+            k = item.get(key) if isinstance(item, dict) else None
+            if k is not None and k in index:
+                out_list[index[k]] = _merge(out_list[index[k]], item, (*path, str(k)))
+            else:
+                out_list.append(copy.deepcopy(item))
+        return out_list
+    return copy.deepcopy(override)
+
+
+def _merge_target(config: dict[str, Any], target_cfg: dict[str, Any], target: str,
+                  sources: dict[str, Path], target_file: Path) -> str | None:
+    mode = target_cfg.get("mode", (config.get("bundle") or {}).get("mode"))
+    if mode not in _VALID_MODES:
+        raise BundleError(
+            f"{target_file.name}: targets.{target}.mode: {mode!r} is not 'development' or 'production'"
+        )
+    for key, value in target_cfg.items():
+        if key in ("default", "mode", "variables") or value is None:
+            continue
+        if key in _TARGET_BUNDLE_KEYS:
+            bundle_cfg = config.setdefault("bundle", {})
+            bundle_cfg[key] = _merge(bundle_cfg[key], value, ("bundle", key)) if key in bundle_cfg else value
+            continue
+        if key == "resources":
+            for rtype, entries in (value or {}).items():
+                for rkey in entries or {}:
+                    sources.setdefault(f"resources.{rtype}.{rkey}", target_file)
+        config[key] = _merge(config[key], value, (key,)) if key in config else copy.deepcopy(value)
+    return mode
+
+
+def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target: str,
+                      overrides: Mapping[str, str], env: Mapping[str, str], sources: dict[str, Path],
+                      root: Path, main_file: Path, target_file: Path) -> None:
+    declared = config.get("variables") or {}
+    if not isinstance(declared, dict):
+        raise BundleError(f"{main_file.name}: variables: must be a mapping")
+    specs: dict[str, dict[str, Any]] = {}
+    for name, spec in declared.items():
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            where = relative_name(sources.get(f"variables.{name}", main_file), root)
+            raise BundleError(f"{where}: variables.{name}: must be a mapping (description, default ...)")
+        specs[name] = dict(spec)
+
+    target_values = target_cfg.get("variables") or {}
+    if not isinstance(target_values, dict):
+        raise BundleError(f"{relative_name(target_file, root)}: targets.{target}.variables: must be a mapping")
+    for name, value in target_values.items():
+        if name not in specs:
+            raise BundleError(
+                f"{relative_name(target_file, root)}: targets.{target}.variables.{name}: variable {name!r} is "
+                f"assigned a value but not declared under the top-level variables:"
+            )
+        if isinstance(value, dict) and specs[name].get("type") != "complex":
+            if "lookup" in value:
+                specs[name]["lookup"] = value["lookup"]
+                specs[name].pop("default", None)
+            elif "default" in value:
+                specs[name]["default"] = value["default"]
+                specs[name].pop("lookup", None)
+            else:
+                raise BundleError(
+                    f"{relative_name(target_file, root)}: targets.{target}.variables.{name}: a mapping value needs "
+                    f"'default' or 'lookup' (or declare the variable with type: complex)"
+                )
+        else:
+            specs[name]["default"] = value
+            specs[name].pop("lookup", None)
+
+    for name in overrides:
+        if name not in specs:
+            raise BundleError(
+                f"--var {name}=...: variable {name!r} is not declared in the bundle; declared: "
+                f"{', '.join(sorted(specs)) or 'none'}"
+            )
+    file_overrides: dict[str, Any] = {}
+    overrides_file = root / ".databricks" / "bundle" / target / "variable-overrides.json"
+    if overrides_file.is_file():
+        try:
+            file_overrides = json.loads(overrides_file.read_text(encoding="utf-8")) or {}
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{relative_name(overrides_file, root)}: invalid JSON: {exc}") from exc
+        if not isinstance(file_overrides, dict):
+            raise BundleError(f"{relative_name(overrides_file, root)}: must hold a JSON object")
+        for name in file_overrides:
+            if name not in specs:
+                raise BundleError(f"{relative_name(overrides_file, root)}: variable {name!r} is not declared")
+
+    missing: list[str] = []
+    for name, spec in specs.items():
+        where = relative_name(sources.get(f"variables.{name}", main_file), root)
+        if name in overrides:
+            value: Any = overrides[name]
+        elif BUNDLE_VAR_ENV_PREFIX + name in env:
+            value = env[BUNDLE_VAR_ENV_PREFIX + name]
+        elif name in file_overrides:
+            value = file_overrides[name]
+        elif "default" in spec:
+            value = spec["default"]
+        elif "lookup" in spec:
+            raise BundleError(
+                f"{where}: variables.{name}: a lookup variable is resolved by the Databricks CLI against a "
+                f"workspace; for a local run pass --var {name}=<value> (or {BUNDLE_VAR_ENV_PREFIX}{name})"
+            )
+        else:
+            missing.append(name)
+            continue
+        if spec.get("type") != "complex" and isinstance(value, (dict, list)):
+            raise BundleError(f"{where}: variables.{name}: a {type(value).__name__} value needs type: complex")
+        spec["value"] = value
+    if missing:
+        where = ", ".join(
+            sorted({relative_name(sources.get(f"variables.{n}", main_file), root) for n in missing})
+        )
+        names = ", ".join(missing)
+        flags = " ".join(f"--var {n}=<value>" for n in missing)
+        raise BundleError(
+            f"{where}: variable{'s' if len(missing) > 1 else ''} {names}: no value for target {target!r} (no default and the target does not "
+            f"set it); pass {flags} (or set {', '.join(BUNDLE_VAR_ENV_PREFIX + n for n in missing)})"
+        )
+    config["variables"] = specs
+
+
+# --------------------------------------------------------------------------------------------------
+# Reference resolution
+
+
+def _parse_ref(ref: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for segment in ref.split("."):
+        m = _SEGMENT_RE.fullmatch(segment)
+        if not m:  # pragma: no cover - the reference regex only lets valid segments through
+            raise BundleError(f"invalid reference ${{{ref}}}")
+        parts.append(m.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return parts
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+class _Resolver:
+    """Resolves ``${...}`` references over the merged configuration, memoised, with cycle detection."""
+
+    _DEPLOY_TIME_FIELDS = frozenset({"id", "url", "job_id", "pipeline_id", "experiment_id", "model_id",
+                                     "endpoint_id", "modified_status"})
+
+    def __init__(self, config: dict[str, Any], sources: dict[str, Path], root: Path, target: str,
+                 user: str, env: Mapping[str, str]) -> None:
+        self.raw = config
+        self.sources = sources
+        self.root = root
+        self.target = target
+        self.env = env
+        short = re.sub(r"[^A-Za-z0-9]+", "_", user.split("@")[0]).strip("_").lower() or "user"
+        self.builtins: dict[str, Any] = {
+            "bundle.target": target,
+            "bundle.environment": target,
+            "workspace.current_user.userName": user,
+            "workspace.current_user.user_name": user,
+            "workspace.current_user.displayName": user,
+            "workspace.current_user.short_name": short,
+            "workspace.current_user.domain_friendly_name": short,
+        }
+        self.memo: dict[tuple[str | int, ...], Any] = {}
+        self.in_progress: list[tuple[str | int, ...]] = []
+
+    # The workspace paths the CLI derives when they are not configured.
+    def _workspace_default(self, name: str) -> Any:
+        ws = self.raw.get("workspace") or {}
+        if name == "root_path":
+            return ws.get("root_path") or (
+                "/Workspace/Users/${workspace.current_user.userName}/.bundle/${bundle.name}/${bundle.target}"
+            )
+        if name in ("file_path", "artifact_path", "state_path", "resource_path"):
+            sub = {"file_path": "files", "artifact_path": "artifacts", "state_path": "state",
+                   "resource_path": "resources"}[name]
+            return ws.get(name) or "${workspace.root_path}/" + sub
+        if name == "host":
+            return ws.get("host") or self.env.get("DATABRICKS_HOST") or _KEEP
+        return None
+
+    def where(self, path: tuple[str | int, ...]) -> str:
+        dotted = _dotted(path)
+        return f"{relative_name(_source_for(self.sources, dotted, self.root), self.root)}: {dotted}"
+
+    def resolve_all(self) -> dict[str, Any]:
+        return self._resolve_value(self.raw, ())
+
+    def _resolve_value(self, value: Any, path: tuple[str | int, ...]) -> Any:
+        if isinstance(value, dict):
+            return {k: self._resolve_value(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._resolve_value(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "${" in value:
+            return self._resolve_string(value, path)
+        return value
+
+    def _resolve_string(self, text: str, path: tuple[str | int, ...]) -> Any:
+        whole = _REF_RE.fullmatch(text)
+        if whole:
+            got = self._lookup(whole.group(1), path)
+            return text if got is _KEEP else got
+
+        def substitute(m: re.Match[str]) -> str:
+            got = self._lookup(m.group(1), path)
+            if got is _KEEP:
+                return m.group(0)
+            if isinstance(got, (dict, list)):
+                raise BundleError(
+                    f"{self.where(path)}: ${{{m.group(1)}}} is a {type(got).__name__} and cannot be "
+                    f"interpolated into a string"
+                )
+            return _stringify(got)
+
+        return _REF_RE.sub(substitute, text)
+
+    def _lookup(self, ref: str, at: tuple[str | int, ...]) -> Any:
+        if ref in self.builtins:
+            return self.builtins[ref]
+        parts = _parse_ref(ref)
+        head = parts[0]
+        if head == "var":
+            if len(parts) < 2:
+                raise BundleError(f"{self.where(at)}: ${{{ref}}} names no variable")
+            parts = ["variables", parts[1], "value", *parts[2:]]
+            head = "variables"
+        if head == "variables":
+            name = parts[1] if len(parts) > 1 else None
+            if name not in (self.raw.get("variables") or {}):
+                raise BundleError(
+                    f"{self.where(at)}: ${{{ref}}} refers to an undeclared variable {name!r}; declared: "
+                    f"{', '.join(sorted(self.raw.get('variables') or {})) or 'none'}"
+                )
+        if head == "workspace" and len(parts) == 2 and isinstance(parts[1], str):
+            default = self._workspace_default(parts[1])
+            if default is _KEEP:
+                return _KEEP
+            if default is not None:
+                return self._resolve_value(default, ("workspace", parts[1]))
+        if head == "resources":
+            return self._lookup_resource(ref, parts, at)
+        found, raw = self._get(parts)
+        if not found:
+            raise BundleError(f"{self.where(at)}: cannot resolve ${{{ref}}}: no such key in the bundle")
+        return self._resolve_at(tuple(parts), raw, ref, at)
+
+    def _lookup_resource(self, ref: str, parts: list[str | int], at: tuple[str | int, ...]) -> Any:
+        if len(parts) < 4:
+            raise BundleError(f"{self.where(at)}: ${{{ref}}}: use ${{resources.<type>.<key>.<field>}}")
+        rtype, key = parts[1], parts[2]
+        if key not in ((self.raw.get("resources") or {}).get(rtype) or {}):
+            raise BundleError(f"{self.where(at)}: ${{{ref}}} refers to resources.{rtype}.{key}, which is not defined")
+        found, raw = self._get(parts)
+        if not found:
+            if len(parts) == 4 or parts[3] in self._DEPLOY_TIME_FIELDS:
+                return _KEEP  # known only once deployed: id, url ...
+            raise BundleError(f"{self.where(at)}: cannot resolve ${{{ref}}}: no such field")
+        return self._resolve_at(tuple(parts), raw, ref, at)
+
+    def _get(self, parts: list[str | int]) -> tuple[bool, Any]:
+        node: Any = self.raw
+        for p in parts:
+            if isinstance(p, int):
+                if not isinstance(node, list) or p >= len(node):
+                    return False, None
+                node = node[p]
+            else:
+                if not isinstance(node, dict) or p not in node:
+                    return False, None
+                node = node[p]
+        return True, node
+
+    def _resolve_at(self, path: tuple[str | int, ...], raw: Any, ref: str, at: tuple[str | int, ...]) -> Any:
+        if path in self.memo:
+            return self.memo[path]
+        if path in self.in_progress:
+            chain = " -> ".join(_dotted(p) for p in [*self.in_progress[self.in_progress.index(path):], path])
+            raise BundleError(f"{self.where(at)}: circular reference ${{{ref}}}: {chain}")
+        self.in_progress.append(path)
+        try:
+            value = self._resolve_value(raw, path)
+        finally:
+            self.in_progress.pop()
+        self.memo[path] = value
+        return value

@@ -1,0 +1,136 @@
+"""Entry points of the ``training`` job (``resources/training_job.yml``): train -> validate (the gate) -> promote."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bundlekit.task_runtime import entry_point, parse_int, parse_named_parameters, report
+from fraud_mlops.jobs.common import TARGET, target_lakehouse
+from fraud_mlops.platform.lakehouse import Lakehouse
+
+
+def _gold_loader(lakehouse: Lakehouse, version: int | None = None):
+    """A callable ``(first_day, last_day) -> pandas.DataFrame`` over the gold feature table, at Delta
+    ``version`` when given (so that what is read is what the run logs)."""
+    from pyspark.sql import functions as F
+
+    from fraud_mlops.platform.config import GOLD_FEATURES
+
+    def load(first_day, last_day):
+        gold = lakehouse.read(GOLD_FEATURES, version=version)
+        return gold.where(F.col("tx_date").between(first_day, last_day)).toPandas()
+
+    return load
+
+
+def default_training_window(
+    latest_gold_day, delay_days: int, test_days: int, train_days: int = 7
+) -> tuple[Any, Any]:
+    """The most recent window whose test days are all in gold: ``train_end = latest - delay - test``,
+    ``train_start = train_end - (train_days - 1)`` (dates)."""
+    import datetime as dt
+
+    train_end = latest_gold_day - dt.timedelta(days=delay_days + test_days)
+    return train_end - dt.timedelta(days=train_days - 1), train_end
+
+
+@entry_point
+def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train the candidate (XGBoost by default) and the logistic-regression baseline on a time-based
+    split of gold, log both to MLflow, register the candidate and tag it ``challenger``.
+
+    Empty ``train_start``/``train_end`` mean the latest full window (see
+    :func:`default_training_window`)."""
+    from pyspark.sql import functions as F
+
+    from bundlekit.task_runtime import parse_float, parse_optional_date, set_task_value
+    from fraud_mlops.lifecycle.gate import run_training
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+    from fraud_mlops.lifecycle.training import required_date_range
+    from fraud_mlops.platform import config as C
+    from fraud_mlops.platform.lakehouse import TableNotFoundError
+
+    p = parse_named_parameters(
+        argv,
+        [*TARGET, "experiment_name", "model_name"],
+        {"train_start": "", "train_end": "", "delay_days": "7", "test_days": "7", "candidate_model": "xgboost",
+         "n_estimators": "200", "max_depth": "4", "learning_rate": "0.05", "seed": "42"},
+    )
+    lakehouse = target_lakehouse(p)
+    delay, test_days = parse_int(p["delay_days"], "delay_days"), parse_int(p["test_days"], "test_days")
+    start = parse_optional_date(p["train_start"], "train_start")
+    end = parse_optional_date(p["train_end"], "train_end")
+    gold_version = lakehouse.version(C.GOLD_FEATURES)
+    if gold_version is None:
+        raise TableNotFoundError(f"{lakehouse.ref(C.GOLD_FEATURES).full_name} does not exist: run ingestion first")
+    if start is None or end is None:
+        latest = lakehouse.read(C.GOLD_FEATURES, version=gold_version).agg(F.max("tx_date")).collect()[0][0]
+        if latest is None:
+            raise ValueError(f"{lakehouse.ref(C.GOLD_FEATURES).full_name} is empty: nothing to train on")
+        default_start, default_end = default_training_window(latest, delay, test_days)
+        start, end = start or default_start, end or default_end
+    configure_mlflow(lakehouse.config, p["experiment_name"])
+    versions = {lakehouse.ref(C.GOLD_FEATURES).full_name: gold_version}
+    gold_pdf = _gold_loader(lakehouse, gold_version)(*required_date_range(start, end, delay, test_days))
+    xgb_params = {
+        "n_estimators": parse_int(p["n_estimators"], "n_estimators"),
+        "max_depth": parse_int(p["max_depth"], "max_depth"),
+        "learning_rate": parse_float(p["learning_rate"], "learning_rate"),
+        "seed": parse_int(p["seed"], "seed"),
+    }
+    result = run_training(
+        gold_pdf,
+        train_start=start,
+        train_end=end,
+        delay_days=delay,
+        test_days=test_days,
+        model_name=p["model_name"],
+        candidate_model=p["candidate_model"],
+        xgb_params=xgb_params,
+        table_versions=versions,
+    )
+    set_task_value("model_version", result["registered_version"])
+    return report("train", result)
+
+
+@entry_point
+def validate(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score the ``challenger`` and the ``champion`` on the challenger's test window and record the
+    gate's decision on the challenger version (thresholds are parameters)."""
+    from bundlekit.task_runtime import parse_float
+    from fraud_mlops.lifecycle.gate import GateThresholds, run_validation
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+
+    p = parse_named_parameters(
+        argv,
+        [*TARGET, "experiment_name", "model_name"],
+        {"min_average_precision": "0.3", "min_roc_auc": "0.75", "max_ap_degradation": "0.02"},
+    )
+    lakehouse = target_lakehouse(p)
+    configure_mlflow(lakehouse.config, p["experiment_name"])
+    thresholds = GateThresholds(
+        min_average_precision=parse_float(p["min_average_precision"], "min_average_precision"),
+        min_roc_auc=parse_float(p["min_roc_auc"], "min_roc_auc"),
+        max_ap_degradation=parse_float(p["max_ap_degradation"], "max_ap_degradation"),
+    )
+    from fraud_mlops.platform.config import GOLD_FEATURES
+
+    loader = _gold_loader(lakehouse, lakehouse.version(GOLD_FEATURES))
+    return report("validate", run_validation(loader, p["model_name"], thresholds))
+
+
+@entry_point
+def promote(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Move the ``champion`` alias to the challenger only if its validation passed; otherwise keep
+    the champion and report why (the challenger stays tagged ``challenger``)."""
+    from fraud_mlops.lifecycle.gate import run_promotion
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+
+    p = parse_named_parameters(argv, [*TARGET, "model_name"])
+    lakehouse = target_lakehouse(p)
+    configure_mlflow(lakehouse.config)
+    result = run_promotion(p["model_name"])
+    verdict = "PROMOTED to champion" if result.get("promoted") else "NOT promoted"
+    print(f"[promote] version {result.get('version')} {verdict}: " + "; ".join(result.get("reasons") or []))
+    return report("promote", result)

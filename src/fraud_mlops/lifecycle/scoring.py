@@ -1,0 +1,388 @@
+"""Batch scoring of gold transactions with the registered ``@champion`` model.
+
+The champion is the model version that the registry alias ``champion`` points to (MLflow model
+aliases: https://mlflow.org/docs/latest/model-registry.html). Scoring resolves the alias to a version
+number once and then loads that exact version (``models:/<name>/<version>``), so the version written
+next to every score is the version that produced it even if the alias moves while the job runs.
+
+The model is an ``mlflow.pyfunc`` model that takes a pandas DataFrame of
+:data:`fraud_mlops.medallion.schema.FEATURE_COLUMNS` and returns one fraud probability per row (1-D). It is
+applied with :func:`mlflow.pyfunc.spark_udf`, so scoring scales with the cluster.
+
+Predictions table (:data:`fraud_mlops.platform.config.PREDICTIONS`), one row per transaction:
+
+==================  =========  ==============================================================
+column              type       meaning
+==================  =========  ==============================================================
+transaction_id      bigint     key, from gold
+tx_date             date       transaction day, from gold
+customer_id         bigint     card / customer id, from gold
+score               double     fraud probability in [0, 1] (unitless)
+model_name          string     registered model name
+model_version       string     registered model version that produced ``score``
+decision            int        1 when ``score >= decision_threshold`` (flag as fraud), else 0
+decision_threshold  double     threshold used for ``decision``, in [0, 1]
+scored_at           timestamp  UTC time of the scoring run
+==================  =========  ==============================================================
+
+Writes are a Delta MERGE on ``transaction_id`` that only touches rows whose model, threshold or score
+changed (see :data:`UPDATE_CONDITION`), so re-running a range with the same champion is a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from fraud_mlops.medallion.schema import FEATURE_COLUMNS
+from fraud_mlops.platform.config import GOLD_FEATURES, PREDICTIONS
+from fraud_mlops.platform.lakehouse import Lakehouse
+
+log = logging.getLogger("fraud_mlops.lifecycle.scoring")
+
+#: Registry alias of the model that scores production traffic.
+CHAMPION_ALIAS = "champion"
+
+#: Columns of the predictions table, in order, with their Spark SQL types.
+PREDICTION_COLUMNS: dict[str, str] = {
+    "transaction_id": "bigint",
+    "tx_date": "date",
+    "customer_id": "bigint",
+    "score": "double",
+    "model_name": "string",
+    "model_version": "string",
+    "decision": "int",
+    "decision_threshold": "double",
+    "scored_at": "timestamp",
+}
+
+#: MERGE update predicate over ``t`` (predictions) and ``s`` (new scores): a matched row is rewritten
+#: only when another model or version scored it, the decision threshold changed, or the score moved by
+#: more than 1e-9 (the gold features were rebuilt). Re-scoring with the same champion, threshold and
+#: features therefore rewrites nothing, and ``scored_at`` keeps the time of the first scoring.
+UPDATE_CONDITION = (
+    "t.model_name <> s.model_name"
+    " OR t.model_version <> s.model_version"
+    " OR t.decision_threshold <> s.decision_threshold"
+    " OR abs(t.score - s.score) > 1e-9"
+)
+
+
+class ChampionNotFoundError(LookupError):
+    """Raised when the registered model has no version with the ``champion`` alias."""
+
+
+def champion_uri(model_name: str) -> str:
+    """The MLflow URI of the champion alias of ``model_name``: ``models:/<model_name>@champion``.
+
+    Args:
+        model_name: registered model name (``catalog.schema.model`` in Unity Catalog).
+
+    Returns:
+        The alias URI (string). It is not checked against the registry; use :func:`champion_version`
+        to resolve (and verify) the version it points to.
+
+    Raises:
+        ValueError: ``model_name`` is empty.
+    """
+    if not model_name or not model_name.strip():
+        raise ValueError("model_name must be a non-empty registered model name")
+    return f"models:/{model_name}@{CHAMPION_ALIAS}"
+
+
+def champion_version(model_name: str) -> str:
+    """Resolve the ``champion`` alias of ``model_name`` to a version number.
+
+    Uses ``MlflowClient().get_model_version_by_alias`` against the current registry URI (set it with
+    :func:`fraud_mlops.lifecycle.tracking.configure_mlflow`).
+
+    Returns:
+        The version number as a string (for example ``"3"``).
+
+    Raises:
+        ChampionNotFoundError: the model does not exist or no version carries the ``champion`` alias
+            (promote a version first).
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    champion_uri(model_name)  # validates the name
+    try:
+        mv = MlflowClient().get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+    except MlflowException as exc:
+        raise ChampionNotFoundError(
+            f"registered model {model_name!r} has no version with alias '{CHAMPION_ALIAS}' "
+            f"(promote a model version first): {exc.message}"
+        ) from exc
+    return str(mv.version)
+
+
+def _check_threshold(threshold: float) -> float:
+    value = float(threshold)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"decision threshold must be in [0, 1], got {threshold!r}")
+    return value
+
+
+def _utc(ts: dt.datetime | None) -> dt.datetime:
+    if ts is None:
+        return dt.datetime.now(dt.UTC)
+    if ts.tzinfo is None:  # naive: taken as UTC wall time
+        return ts.replace(tzinfo=dt.UTC)
+    return ts.astimezone(dt.UTC)
+
+
+def score_transactions(
+    spark: SparkSession,
+    gold: DataFrame,
+    model_uri: str,
+    model_name: str,
+    model_version: str,
+    threshold: float,
+    scored_at: dt.datetime | None = None,
+) -> DataFrame:
+    """Score gold rows with an MLflow pyfunc model and shape them as predictions rows.
+
+    The model is applied with ``mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local",
+    result_type="double")`` on one struct column of :data:`FEATURE_COLUMNS`, so the model receives a
+    pandas DataFrame whose columns carry the feature names (not positional names). The result is lazy:
+    every action re-runs the model, so cache it when it is used more than once.
+
+    Args:
+        spark: the Spark session.
+        gold: rows of ``gold_transaction_features``; needs ``transaction_id`` bigint, ``tx_date`` date,
+            ``customer_id`` bigint and every column of :data:`FEATURE_COLUMNS` (numeric, may be null).
+        model_uri: any MLflow model URI (``models:/<name>/<version>``, ``models:/<name>@champion``,
+            ``runs:/...``).
+        model_name: registered model name, written to ``model_name``.
+        model_version: registered model version, written to ``model_version``.
+        threshold: decision threshold in [0, 1] on the fraud probability; ``decision`` is 1 when
+            ``score >= threshold``.
+        scored_at: time of the scoring run (naive values are taken as UTC); now (UTC) when None.
+
+    Returns:
+        A DataFrame with the columns of :data:`PREDICTION_COLUMNS` (see the module docstring), in that
+        order: transaction_id bigint, tx_date date, customer_id bigint, score double (probability in
+        [0, 1]), model_name string, model_version string, decision int, decision_threshold double,
+        scored_at timestamp.
+
+    Raises:
+        ValueError: ``threshold`` is outside [0, 1] or ``gold`` lacks a required column.
+        mlflow.exceptions.MlflowException: the model cannot be loaded.
+    """
+    import mlflow.pyfunc
+
+    threshold = _check_threshold(threshold)
+    required = ["transaction_id", "tx_date", "customer_id", *FEATURE_COLUMNS]
+    missing = [c for c in required if c not in gold.columns]
+    if missing:
+        raise ValueError(f"gold rows lack column(s) {missing} needed for scoring")
+    predict = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local", result_type="double")
+    features = F.struct(*[F.col(c) for c in FEATURE_COLUMNS])
+    when = _utc(scored_at)
+    scored = gold.select(
+        F.col("transaction_id").cast("bigint").alias("transaction_id"),
+        F.col("tx_date").cast("date").alias("tx_date"),
+        F.col("customer_id").cast("bigint").alias("customer_id"),
+        predict(features).cast("double").alias("score"),
+    )
+    return scored.select(
+        "transaction_id",
+        "tx_date",
+        "customer_id",
+        "score",
+        F.lit(str(model_name)).cast("string").alias("model_name"),
+        F.lit(str(model_version)).cast("string").alias("model_version"),
+        F.when(F.col("score") >= F.lit(threshold), F.lit(1))
+        .otherwise(F.lit(0))
+        .cast("int")
+        .alias("decision"),
+        F.lit(threshold).cast("double").alias("decision_threshold"),
+        F.lit(when).cast(T.TimestampType()).alias("scored_at"),
+    )
+
+
+def _latest_date(df: DataFrame) -> dt.date | None:
+    row = df.agg(F.max("tx_date").alias("d")).first()
+    return None if row is None else row["d"]
+
+
+def default_range(lakehouse: Lakehouse, gold: DataFrame | None = None) -> tuple[dt.date, dt.date] | None:
+    """The range :func:`run_batch_scoring` scores when neither ``score_start`` nor ``score_end`` is given.
+
+    ``end`` is the latest ``tx_date`` in gold. ``start`` is the day after the latest ``tx_date`` already
+    in :data:`~fraud_mlops.platform.config.PREDICTIONS` (rows of any model name or version), so days missed by a
+    failed or late run are caught up; when the predictions table does not exist or is empty, ``start =
+    end`` (the latest gold day only). ``start > end`` means everything is already scored.
+
+    Args:
+        lakehouse: the target's tables.
+        gold: the gold table as read by the caller (read here when None).
+
+    Returns:
+        ``(start, end)`` (``datetime.date``, inclusive; possibly ``start > end``), or None when gold has
+        no rows.
+    """
+    gold = lakehouse.read(GOLD_FEATURES) if gold is None else gold
+    end = _latest_date(gold)
+    if end is None:
+        return None
+    last_scored = _latest_date(lakehouse.read(PREDICTIONS)) if lakehouse.exists(PREDICTIONS) else None
+    start = end if last_scored is None else last_scored + dt.timedelta(days=1)
+    return start, end
+
+
+def _resolve_range(
+    lakehouse: Lakehouse, gold: DataFrame, score_start: dt.date | None, score_end: dt.date | None
+) -> tuple[dt.date, dt.date] | None:
+    if score_start is None and score_end is None:
+        return default_range(lakehouse, gold)
+    start = score_start if score_start is not None else score_end
+    end = score_end if score_end is not None else score_start
+    assert start is not None and end is not None
+    if start > end:
+        raise ValueError(f"score_start {start} is after score_end {end}")
+    return start, end
+
+
+def run_batch_scoring(
+    lakehouse: Lakehouse,
+    model_name: str,
+    score_start: dt.date | None = None,
+    score_end: dt.date | None = None,
+    threshold: float = 0.5,
+    scored_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Score the gold transactions of a date range with the champion and merge them into predictions.
+
+    Range: gold rows with ``score_start <= tx_date <= score_end`` (inclusive, calendar days of
+    ``tx_date``). When only one of the two is given the range is that single day. When both are None
+    (the daily job's default) the range is computed by :func:`default_range` so that a day missed by
+    a failed or late run is still scored by the next one:
+
+    * from the day after the latest ``tx_date`` already in ``predictions`` (any model name or version)
+      to the latest ``tx_date`` in gold;
+    * the latest gold day only when the predictions table does not exist or is empty;
+    * nothing when every gold day is already scored (that start would be after the latest gold day):
+      the run then loads no model, writes nothing and returns zero counts with ``score_start`` and
+      ``score_end`` set to None, as when gold is empty.
+
+    Days before the latest scored day are never revisited by the default range (pass explicit dates
+    to re-score or back-fill them).
+
+    The champion alias is resolved once (:func:`champion_version`) and the pinned version
+    ``models:/<name>/<version>`` is loaded. Scores are validated (no nulls, all in [0, 1]) and then
+    merged into :data:`~fraud_mlops.platform.config.PREDICTIONS` on ``transaction_id``: new transactions are
+    inserted, existing ones are rewritten only when :data:`UPDATE_CONDITION` holds (other model or
+    version, other threshold, or a changed score). Rows that would not change are filtered out before
+    the merge, and when nothing changes no merge is committed at all, so re-running a range with the
+    same champion leaves the table (contents and Delta version) untouched.
+
+    Args:
+        lakehouse: the target's tables; reads ``gold_transaction_features``, writes ``predictions``.
+        model_name: registered model name (``catalog.schema.model`` in Unity Catalog).
+        score_start: first ``tx_date`` to score (inclusive), or None (see above).
+        score_end: last ``tx_date`` to score (inclusive), or None (see above).
+        threshold: decision threshold in [0, 1] on the fraud probability.
+        scored_at: time recorded in ``scored_at`` (UTC; now when None).
+
+    Returns:
+        A JSON-serialisable dict: ``rows_scored`` (gold rows scored), ``inserted``, ``updated``,
+        ``unchanged`` (rows already up to date), ``flagged`` (rows with decision 1), ``score_start``
+        and ``score_end`` (ISO dates of the range actually scored; both None when nothing was to be
+        scored: gold has no rows, or the default range found every gold day already scored),
+        ``model_name``, ``model_version``,
+        ``model_uri`` (the pinned version URI), ``decision_threshold``, ``predictions_table`` (full
+        name) and ``predictions_version`` (Delta version after the run, None if never written).
+
+    Raises:
+        ChampionNotFoundError: no ``champion`` alias on ``model_name``.
+        fraud_mlops.platform.lakehouse.TableNotFoundError: the gold table does not exist.
+        ValueError: ``score_start > score_end``, a threshold outside [0, 1], or the model returned a
+            null score or one outside [0, 1].
+    """
+    threshold = _check_threshold(threshold)
+    version = champion_version(model_name)
+    model_uri = f"models:/{model_name}/{version}"
+    gold_all = lakehouse.read(GOLD_FEATURES)
+    rng = _resolve_range(lakehouse, gold_all, score_start, score_end)
+    result: dict[str, Any] = {
+        "rows_scored": 0,
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "flagged": 0,
+        "score_start": None,
+        "score_end": None,
+        "model_name": model_name,
+        "model_version": version,
+        "model_uri": model_uri,
+        "decision_threshold": threshold,
+        "predictions_table": lakehouse.ref(PREDICTIONS).full_name,
+        "predictions_version": lakehouse.version(PREDICTIONS),
+    }
+    if rng is None:
+        log.warning("gold table is empty: nothing to score")
+        return result
+    start, end = rng
+    if start > end:  # default range, every gold day already scored
+        log.info("predictions are up to date with gold (latest gold day %s): nothing to score", end)
+        return result
+    result["score_start"], result["score_end"] = start.isoformat(), end.isoformat()
+    gold = gold_all.filter(F.col("tx_date").between(F.lit(start), F.lit(end)))
+    scored = score_transactions(
+        lakehouse.spark, gold, model_uri, model_name, version, threshold, scored_at
+    ).cache()
+    try:
+        stats = scored.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(
+                F.when(F.col("score").isNull() | (F.col("score") < 0) | (F.col("score") > 1), 1).otherwise(0)
+            ).alias("bad"),
+            F.sum("decision").alias("flagged"),
+        ).first()
+        n = int(stats["n"])
+        result["rows_scored"] = n
+        if n == 0:
+            log.warning("no gold rows with tx_date in [%s, %s]: nothing to score", start, end)
+            return result
+        if int(stats["bad"] or 0):
+            raise ValueError(
+                f"model {model_uri} returned {int(stats['bad'])} null score(s) or score(s) outside [0, 1]; "
+                "it must return one fraud probability per row"
+            )
+        result["flagged"] = int(stats["flagged"] or 0)
+        changes = scored
+        if lakehouse.exists(PREDICTIONS):
+            existing = (
+                lakehouse.read(PREDICTIONS)
+                .filter(F.col("tx_date").between(F.lit(start), F.lit(end)))
+                .select("transaction_id", "model_name", "model_version", "decision_threshold", "score")
+                .alias("t")
+            )
+            changes = (
+                scored.alias("s")
+                .join(existing, F.col("s.transaction_id") == F.col("t.transaction_id"), "left")
+                .filter(F.col("t.transaction_id").isNull() | F.expr(UPDATE_CONDITION))
+                .select("s.*")
+            )
+        changes = changes.cache()
+        try:
+            n_changes = changes.count()
+            if n_changes:
+                counts = lakehouse.merge(
+                    PREDICTIONS, changes, ["transaction_id"], update_condition=UPDATE_CONDITION
+                )
+                result["inserted"], result["updated"] = int(counts["inserted"]), int(counts["updated"])
+        finally:
+            changes.unpersist()
+    finally:
+        scored.unpersist()
+    result["unchanged"] = result["rows_scored"] - result["inserted"] - result["updated"]
+    result["predictions_version"] = lakehouse.version(PREDICTIONS)
+    return result

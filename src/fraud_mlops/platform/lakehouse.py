@@ -1,0 +1,207 @@
+"""Table access: the only module that knows how Delta tables are read and written per backend.
+
+Two backends behind one interface:
+
+* ``spark``: Spark's own Delta and the metastore (Databricks with Unity Catalog, or any cluster with
+  the Delta JARs). Tables are addressed as ``catalog.schema.table``.
+* ``delta-rs``: local Delta folders ``<local_root>/<catalog>/<schema>/<table>`` written by the
+  ``deltalake`` package (no JVM JARs needed). Reads hand Spark exactly the Parquet files of the
+  table version's Delta log, so Spark never sees removed files; writes go through Arrow.
+
+Every write keeps Delta's guarantees (atomic commits, history, time travel), so a re-run that
+overwrites a range or merges on a key leaves the same table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+from fraud_mlops.platform.config import LakehouseConfig, TableRef
+
+
+def sql_literal(value: object) -> str:
+    """``value`` as a SQL string literal (single quotes doubled) for a ``replace_where`` predicate,
+    which both backends parse the same way."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class TableNotFoundError(LookupError):
+    """Raised when a task reads a table that no earlier task has written."""
+
+
+def _to_arrow(df: DataFrame) -> pa.Table:
+    """Collect a Spark DataFrame as an Arrow table with the Spark schema's exact Arrow types."""
+    schema = to_arrow_schema(df.schema)
+    if hasattr(df, "toArrow"):  # Spark >= 4.0
+        return df.toArrow().cast(schema)
+    batches = df._collect_as_arrow()  # Spark 3.5: the path toPandas() itself uses
+    if not batches:
+        return schema.empty_table()
+    return pa.Table.from_batches(batches).cast(schema)
+
+
+class Lakehouse:
+    """Read and write the pipeline's Delta tables for one target.
+
+    Args:
+        spark: the session that reads and produces DataFrames.
+        config: catalog, schema and backend of the target (see :class:`LakehouseConfig`).
+    """
+
+    def __init__(self, spark: SparkSession, config: LakehouseConfig):
+        self.spark = spark
+        self.config = config
+
+    # ------------------------------------------------------------------ naming
+    def ref(self, name: str) -> TableRef:
+        """The :class:`TableRef` of logical table ``name``."""
+        return self.config.table(name)
+
+    @property
+    def _local(self) -> bool:
+        return self.config.backend == "delta-rs"
+
+    # ------------------------------------------------------------------ reads
+    def exists(self, name: str) -> bool:
+        """True when the table has been created."""
+        ref = self.ref(name)
+        if self._local:
+            from deltalake import DeltaTable
+
+            return DeltaTable.is_deltatable(str(ref.path))
+        return bool(self.spark.catalog.tableExists(ref.full_name))
+
+    def version(self, name: str) -> int | None:
+        """The table's current Delta version, or None when it does not exist."""
+        if not self.exists(name):
+            return None
+        ref = self.ref(name)
+        if self._local:
+            from deltalake import DeltaTable
+
+            return int(DeltaTable(str(ref.path)).version())
+        row = self.spark.sql(f"DESCRIBE HISTORY {ref.full_name} LIMIT 1").collect()[0]
+        return int(row["version"])
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        """Read the table (at ``version`` when given) as a Spark DataFrame.
+
+        Raises:
+            TableNotFoundError: the table does not exist.
+        """
+        ref = self.ref(name)
+        if not self.exists(name):
+            raise TableNotFoundError(f"table {ref.full_name} does not exist (run the task that writes it)")
+        if not self._local:
+            reader = self.spark.read
+            if version is not None:
+                reader = reader.option("versionAsOf", version)
+            return reader.table(ref.full_name)
+        from deltalake import DeltaTable
+
+        dt = DeltaTable(str(ref.path), version=version)
+        schema = from_arrow_schema(pa.schema(dt.schema().to_arrow()))
+        files = dt.file_uris()
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        return self.spark.read.schema(schema).parquet(*files)
+
+    def count(self, name: str) -> int:
+        """Row count of the table (0 when it does not exist)."""
+        if not self.exists(name):
+            return 0
+        if self._local:
+            from deltalake import DeltaTable
+
+            return int(DeltaTable(str(self.ref(name).path)).count())
+        return self.read(name).count()
+
+    # ------------------------------------------------------------------ writes
+    def overwrite(self, name: str, df: DataFrame, replace_where: str | None = None) -> None:
+        """Replace the whole table, or only the rows matching ``replace_where``, with ``df``.
+
+        ``replace_where`` is a SQL predicate both backends understand (for example
+        ``tx_date >= '2018-08-01' AND tx_date <= '2018-08-07'``); every row of ``df`` must match it.
+        The table is created when missing.
+        """
+        ref = self.ref(name)
+        if self._local:
+            from deltalake import write_deltalake
+
+            data = _to_arrow(df)
+            if replace_where is not None and self.exists(name):
+                write_deltalake(str(ref.path), data, mode="overwrite", predicate=replace_where)
+            else:
+                ref.path.parent.mkdir(parents=True, exist_ok=True)
+                write_deltalake(str(ref.path), data, mode="overwrite", schema_mode="overwrite")
+            return
+        writer = df.write.format("delta").mode("overwrite")
+        if replace_where is not None and self.exists(name):
+            writer = writer.option("replaceWhere", replace_where)
+        else:
+            writer = writer.option("overwriteSchema", "true")
+        writer.saveAsTable(ref.full_name)
+
+    def append(self, name: str, df: DataFrame) -> None:
+        """Append ``df`` to the table, creating it when missing."""
+        ref = self.ref(name)
+        if self._local:
+            from deltalake import write_deltalake
+
+            ref.path.parent.mkdir(parents=True, exist_ok=True)
+            write_deltalake(str(ref.path), _to_arrow(df), mode="append")
+            return
+        df.write.format("delta").mode("append").saveAsTable(ref.full_name)
+
+    def merge(
+        self, name: str, df: DataFrame, keys: list[str], update_condition: str | None = None
+    ) -> dict[str, int]:
+        """Upsert ``df`` into the table on ``keys``: matched rows are updated, others inserted.
+
+        The table is created from ``df`` when missing. ``df`` must hold at most one row per key.
+        ``update_condition`` (a SQL predicate over the aliases ``t``, the table, and ``s``, the new
+        rows) limits updates to matched rows that satisfy it, so that a re-run with unchanged input
+        rewrites nothing.
+
+        Returns:
+            ``{"inserted": n, "updated": m}``.
+        """
+        ref = self.ref(name)
+        if not self.exists(name):
+            self.overwrite(name, df)
+            return {"inserted": self.count(name), "updated": 0}
+        condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        if self._local:
+            from deltalake import DeltaTable
+
+            metrics: dict[str, Any] = (
+                DeltaTable(str(ref.path))
+                .merge(_to_arrow(df), predicate=condition, source_alias="s", target_alias="t")
+                .when_matched_update_all(predicate=update_condition)
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return {
+                "inserted": int(metrics.get("num_target_rows_inserted", 0)),
+                "updated": int(metrics.get("num_target_rows_updated", 0)),
+            }
+        view = f"_merge_source_{name}"
+        df.createOrReplaceTempView(view)
+        row = self.spark.sql(
+            f"MERGE INTO {ref.full_name} t USING {view} s ON {condition} "
+            + (f"WHEN MATCHED AND ({update_condition}) " if update_condition else "WHEN MATCHED ")
+            + "THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        ).collect()
+        result = row[0].asDict() if row else {}
+        return {
+            "inserted": int(result.get("num_inserted_rows", 0)),
+            "updated": int(result.get("num_updated_rows", 0)),
+        }
+
+    def versions(self, names: list[str]) -> dict[str, int | None]:
+        """Current Delta version of each named table (None for a missing one), for lineage logging."""
+        return {self.ref(n).full_name: self.version(n) for n in names}

@@ -1,0 +1,446 @@
+"""The offline bundle validator: passes on our bundle, and fails on broken copies of it naming file and key.
+
+Each test copies the repository's bundle (databricks.yml, resources/, pyproject.toml, src/, notebooks/)
+to a temporary folder, breaks one thing, and checks that validation reports exactly that problem.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bundlekit.validate import Problem, secret_problems, validate_bundle, validate_targets
+from fraud_mlops import cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROD_VARS = {"prod_service_principal": "11111111-2222-3333-4444-555555555555", "alert_email": "oncall@example.com"}
+FAKE_PAT = "dapi" + "0123456789abcdef" * 2  # assembled, so that this file holds no token-shaped literal
+
+
+class BundleCopy:
+    """A copy of the repository's bundle in a temporary folder, to break on purpose."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for name in ("databricks.yml", "pyproject.toml"):
+            shutil.copy2(REPO_ROOT / name, root / name)
+        ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+        for folder in ("resources", "src", "notebooks"):
+            shutil.copytree(REPO_ROOT / folder, root / folder, ignore=ignore)
+
+    def edit(self, name: str, old: str, new: str, count: int = 1) -> None:
+        path = self.root / name
+        text = path.read_text(encoding="utf-8")
+        assert text.count(old) >= count, f"{old!r} not in {name}"
+        path.write_text(text.replace(old, new, count), encoding="utf-8")
+
+    def write(self, name: str, text: str) -> None:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+
+    def problems(self, target: str = "dev", overrides: dict[str, str] | None = None) -> list[Problem]:
+        if overrides is None and target == "prod":
+            overrides = PROD_VARS
+        report = validate_bundle(self.root, target, overrides or {}, env={}, user_name="alice@example.com")
+        return report.problems
+
+
+@pytest.fixture
+def bundle(tmp_path) -> BundleCopy:
+    return BundleCopy(tmp_path)
+
+
+def only(problems: list[Problem], check: str) -> Problem:
+    """The single problem of the run, which must come from ``check``."""
+    assert len(problems) == 1, "\n".join(map(str, problems))
+    assert problems[0].check == check, str(problems[0])
+    return problems[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Our bundle
+
+
+@pytest.mark.parametrize("target", ["dev", "staging", "prod"])
+def test_our_bundle_is_valid_for_every_target(target):
+    report = validate_bundle(REPO_ROOT, target, PROD_VARS if target == "prod" else {}, env={})
+    assert report.ok, "\n".join(map(str, report.problems))
+    assert set(report.bundle.jobs) == {"ingestion", "training", "batch_scoring", "monitoring"}
+
+
+def test_prod_grants_jobs_to_the_operators_group_and_the_run_as_principal():
+    report = validate_bundle(REPO_ROOT, "prod", PROD_VARS, env={})
+    assert report.bundle.config["permissions"] == [
+        {"level": "CAN_RUN", "group_name": "fraud-mlops-operators"},
+        {"level": "CAN_MANAGE", "service_principal_name": PROD_VARS["prod_service_principal"]},
+    ]
+    assert report.bundle.config["run_as"] == {"service_principal_name": PROD_VARS["prod_service_principal"]}
+
+
+def test_the_copy_used_below_is_valid_too(bundle):
+    for target in ("dev", "staging", "prod"):
+        assert bundle.problems(target) == []
+
+
+def test_validate_every_target_by_default(bundle):
+    reports = validate_targets(bundle.root, None, PROD_VARS, env={})
+    assert [r.target for r in reports] == ["dev", "staging", "prod"]
+    assert all(r.ok for r in reports)
+
+
+def test_cli_validate_passes_and_fails_with_file_and_key(bundle, capsys):
+    root = str(bundle.root)
+    prod_vars = [a for k, v in PROD_VARS.items() for a in ("--var", f"{k}={v}")]
+    assert cli.main(["validate", "--bundle-root", root, *prod_vars]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "target dev: OK" in out and "target staging: OK" in out and "target prod: OK" in out
+
+    bundle.edit("resources/ingestion_job.yml", "            - task_key: silver\n", "            - task_key: silverr\n")
+    assert cli.main(["validate", "--bundle-root", root, "--target", "staging"]) == cli.EXIT_CONFIG_ERROR
+    err = capsys.readouterr().err
+    assert "[jobs] resources/ingestion_job.yml: resources.jobs.ingestion.tasks[2].depends_on[0].task_key:" in err
+    assert "unknown task 'silverr'" in err
+
+
+def test_prod_without_deploy_time_values_names_the_variables(bundle):
+    problem = only(bundle.problems("prod", overrides={}), "load")
+    assert "databricks.yml" in str(problem)
+    assert "alert_email, prod_service_principal: no value for target 'prod'" in str(problem)
+
+
+# --------------------------------------------------------------------------------------------------
+# schema: unknown fields and wrong types (databricks-bundles typed classes)
+
+
+def test_unknown_job_field(bundle):
+    bundle.edit("resources/training_job.yml", "      max_concurrent_runs: 1\n", "      max_concurent_runs: 1\n")
+    problem = only(bundle.problems(), "schema")
+    assert (problem.file, problem.key) == ("resources/training_job.yml", "resources.jobs.training.max_concurent_runs")
+    assert "unknown field of Job 'max_concurent_runs'" in problem.message
+    assert "did you mean 'max_concurrent_runs'" in problem.message
+
+
+def test_unknown_field_deep_in_a_task(bundle):
+    bundle.edit("resources/training_job.yml", "        - task_key: validate\n          depends_on:\n"
+                "            - task_key: train\n",
+                "        - task_key: validate\n          depends_on:\n            - task_key: train\n"
+                "              outcom: \"true\"\n")
+    problem = only(bundle.problems(), "schema")
+    assert problem.key == "resources.jobs.training.tasks[1].depends_on[0].outcom"
+    assert "TaskDependency" in problem.message
+
+
+def test_wrong_type(bundle):
+    bundle.edit("resources/training_job.yml", "      timeout_seconds: 14400\n", "      timeout_seconds: four hours\n")
+    problem = only(bundle.problems(), "schema")
+    assert (problem.file, problem.key) == ("resources/training_job.yml", "resources.jobs.training.timeout_seconds")
+    assert "four hours" in problem.message
+
+
+def test_wrong_enum_value_in_a_nested_mapping(bundle):
+    bundle.edit("resources/ingestion_job.yml", "pause_status: ${var.schedule_pause_status}", "pause_status: SOMETIMES")
+    problem = only(bundle.problems(), "schema")
+    assert problem.key == "resources.jobs.ingestion.schedule.pause_status"
+    assert "'SOMETIMES' is not a valid PauseStatus" in problem.message
+
+
+def test_unknown_field_of_the_registered_model(bundle):
+    bundle.edit("resources/model.yml", "      comment:", "      comments:")
+    problem = only(bundle.problems(), "schema")
+    assert (problem.file, problem.key) == ("resources/model.yml", "resources.registered_models.fraud_detector.comments")
+
+
+def test_unknown_target_field_and_resource_type(bundle):
+    bundle.edit("databricks.yml", "    mode: development\n", "    mode: development\n    workspce: {}\n")
+    problem = only(bundle.problems(), "schema")
+    assert (problem.file, problem.key) == ("databricks.yml", "targets.dev.workspce")
+    assert "did you mean 'workspace'" in problem.message
+    bundle.edit("databricks.yml", "    workspce: {}\n", "")
+    bundle.edit("resources/model.yml", "  registered_models:", "  registered_model:")
+    problems = bundle.problems()
+    assert any(p.key == "resources.registered_model" and "unknown resource type" in p.message for p in problems)
+
+
+# --------------------------------------------------------------------------------------------------
+# variables
+
+
+def test_undeclared_variable(bundle):
+    bundle.edit("resources/ingestion_job.yml", "default: ${var.landing_path}", "default: ${var.landing_dir}")
+    problem = only(bundle.problems(), "load")
+    text = str(problem)
+    assert "resources/ingestion_job.yml: resources.jobs.ingestion.parameters[2].default" in text
+    assert "undeclared variable 'landing_dir'" in text
+
+
+def test_variable_without_a_value_for_the_target(bundle):
+    bundle.edit("databricks.yml", "      catalog: fraud_staging\n", "")
+    assert bundle.problems("dev") == []
+    problem = only(bundle.problems("staging"), "load")
+    assert "databricks.yml: variable catalog: no value for target 'staging'" in str(problem)
+
+
+def test_unknown_variable_field(bundle):
+    bundle.edit("databricks.yml", "  catalog:\n    description:", "  catalog:\n    descripton:")
+    problem = only(bundle.problems(), "schema")
+    assert (problem.file, problem.key) == ("databricks.yml", "variables.catalog.descripton")
+    assert "did you mean 'description'" in problem.message
+
+
+# --------------------------------------------------------------------------------------------------
+# wheel entry points, files and notebooks
+
+
+def test_entry_point_the_wheel_does_not_define(bundle):
+    bundle.edit("resources/ingestion_job.yml", "entry_point: fraud-bronze", "entry_point: fraud-bronz")
+    problem = only(bundle.problems(), "wheel")
+    assert (problem.file, problem.key) == (
+        "resources/ingestion_job.yml", "resources.jobs.ingestion.tasks[0].python_wheel_task.entry_point")
+    assert "the fraud-mlops wheel defines no entry point 'fraud-bronz'" in problem.message
+    assert "fraud-bronze" in problem.message  # the ones it does define
+
+
+def test_entry_point_whose_function_does_not_exist(bundle):
+    bundle.edit("pyproject.toml", 'fraud-gold = "fraud_mlops.jobs.ingestion:gold"', 'fraud-gold = "fraud_mlops.jobs.ingestion:gold_v2"')
+    problem = only(bundle.problems(), "wheel")
+    assert problem.key == "resources.jobs.ingestion.tasks[2].python_wheel_task.entry_point"
+    assert "fraud_mlops.jobs.ingestion defines no 'gold_v2'" in problem.message
+
+
+def test_package_the_bundle_does_not_build(bundle):
+    bundle.edit("resources/batch_scoring_job.yml", "package_name: fraud_mlops", "package_name: fraud_mlop")
+    problem = only(bundle.problems(), "wheel")
+    assert problem.key == "resources.jobs.batch_scoring.tasks[0].python_wheel_task.package_name"
+    assert "'fraud_mlop' is not a wheel this bundle builds (builds: fraud-mlops)" in problem.message
+
+
+NOTEBOOK_TASK = """\
+        - task_key: explore
+          depends_on:
+            - task_key: gold
+          job_cluster_key: etl
+          notebook_task:
+            notebook_path: {path}
+"""
+
+
+def test_notebook_path_must_exist(bundle):
+    job = "resources/ingestion_job.yml"
+    text = (bundle.root / job).read_text()
+    (bundle.root / job).write_text(text + NOTEBOOK_TASK.format(path="../notebooks/explore_features"))
+    assert bundle.problems() == []  # the notebook exists (explore_features.py)
+    (bundle.root / job).write_text(text + NOTEBOOK_TASK.format(path="../notebooks/explore_fetaures"))
+    problem = only(bundle.problems(), "paths")
+    assert (problem.file, problem.key) == ("resources/ingestion_job.yml",
+                                           "resources.jobs.ingestion.tasks[3].notebook_task.notebook_path")
+    assert "notebook '../notebooks/explore_fetaures' does not exist" in problem.message
+
+
+def test_python_file_and_wheel_library_paths_must_exist(bundle):
+    bundle.edit("resources/ingestion_job.yml", "          python_wheel_task:\n            package_name: fraud_mlops\n"
+                "            entry_point: fraud-bronze\n",
+                "          spark_python_task:\n            python_file: ../src/fraud_mlops/bronze_job.py\n")
+    bundle.edit("resources/ingestion_job.yml", "              landing_path: \"{{job.parameters.landing_path}}\"\n"
+                "              file_pattern: \"{{job.parameters.file_pattern}}\"\n", "")
+    bundle.edit("resources/ingestion_job.yml", "            named_parameters:\n"
+                "              catalog: \"{{job.parameters.catalog}}\"\n"
+                "              schema: \"{{job.parameters.schema}}\"\n", "            parameters: []\n")
+    bundle.edit("resources/training_job.yml", "- whl: ../dist/*.whl", "- whl: ../wheels/*.whl")
+    problems = bundle.problems()
+    assert {(p.check, p.key) for p in problems} == {
+        ("paths", "resources.jobs.ingestion.tasks[0].spark_python_task.python_file"),
+        ("paths", "resources.jobs.training.tasks[0].libraries[0].whl"),
+    }, "\n".join(map(str, problems))
+    whl = next(p for p in problems if p.key.endswith("whl"))
+    assert "a whl artifact builds into dist" in whl.message
+
+
+# --------------------------------------------------------------------------------------------------
+# task graph and job parameters
+
+
+def test_depends_on_unknown_task(bundle):
+    bundle.edit("resources/training_job.yml", "            - task_key: validate\n", "            - task_key: validation\n")
+    problem = only(bundle.problems(), "jobs")
+    assert (problem.file, problem.key) == ("resources/training_job.yml",
+                                           "resources.jobs.training.tasks[2].depends_on[0].task_key")
+    assert "task 'promote' depends on unknown task 'validation' (tasks of this job: train, validate, promote)" in (
+        problem.message)
+
+
+def test_dependency_cycle(bundle):
+    bundle.edit("resources/ingestion_job.yml", "        - task_key: bronze\n",
+                "        - task_key: bronze\n          depends_on:\n            - task_key: gold\n")
+    problem = only(bundle.problems(), "jobs")
+    assert (problem.file, problem.key) == ("resources/ingestion_job.yml", "resources.jobs.ingestion.tasks")
+    assert "dependency cycle: " in problem.message
+    assert {"bronze", "silver", "gold"} <= set(problem.message.replace(" -> ", " ").split())
+
+
+def test_task_reads_an_undeclared_job_parameter(bundle):
+    bundle.edit("resources/batch_scoring_job.yml", '"{{job.parameters.decision_threshold}}"',
+                '"{{job.parameters.threshold}}"')
+    problem = only(bundle.problems(), "jobs")
+    assert problem.file == "resources/batch_scoring_job.yml"
+    assert problem.key == "resources.jobs.batch_scoring.tasks[0].python_wheel_task.named_parameters.decision_threshold"
+    assert "job parameter 'threshold' is not declared" in problem.message
+
+
+def test_run_job_task_passes_a_parameter_the_job_does_not_declare(bundle):
+    bundle.edit("resources/monitoring_job.yml", "            job_parameters:\n",
+                "            job_parameters:\n              learning_rte: \"0.1\"\n")
+    problem = only(bundle.problems(), "jobs")
+    assert problem.key == "resources.jobs.monitoring.tasks[2].run_job_task.job_parameters.learning_rte"
+    assert "job 'training' declares no parameter 'learning_rte'" in problem.message
+
+
+def test_reference_to_a_task_that_is_not_upstream(bundle):
+    bundle.edit("resources/monitoring_job.yml", "{{tasks.monitor.values.retrain}}", "{{tasks.retrain.values.retrain}}")
+    problem = only(bundle.problems(), "jobs")
+    assert problem.key == "resources.jobs.monitoring.tasks[1].condition_task.left"
+    assert "task 'retrain' is not upstream of this task" in problem.message
+
+
+def test_a_bad_enum_value_is_reported_once(bundle):
+    bundle.edit("resources/monitoring_job.yml", "          run_if: ALL_DONE\n", "          run_if: SOMETIMES\n")
+    problem = only(bundle.problems(), "schema")  # jobspec finds it too; one report per key
+    assert problem.key == "resources.jobs.monitoring.tasks[1].run_if"
+    assert "'SOMETIMES' is not a valid RunIf" in problem.message
+
+
+# --------------------------------------------------------------------------------------------------
+# schedules
+
+
+@pytest.mark.parametrize(("cron", "expected"), [
+    ("0 0 2 * * *", "'?'"),          # day-of-month and day-of-week both set
+    ("0 2 * * *", "field"),          # a Unix (5-field) cron
+    ("0 0 25 * * ?", "out of range"),
+])
+def test_invalid_quartz_cron(bundle, cron, expected):
+    bundle.edit("resources/ingestion_job.yml", '"0 0 2 * * ?"', f'"{cron}"')
+    problem = only(bundle.problems(), "schedule")
+    assert (problem.file, problem.key) == ("resources/ingestion_job.yml",
+                                           "resources.jobs.ingestion.schedule.quartz_cron_expression")
+    assert f"invalid Quartz cron expression '{cron}'" in problem.message and expected in problem.message
+
+
+def test_unknown_time_zone(bundle):
+    bundle.edit("resources/training_job.yml", "        timezone_id: UTC\n", "        timezone_id: Mars/Olympus\n")
+    problem = only(bundle.problems(), "schedule")
+    assert problem.key == "resources.jobs.training.schedule.timezone_id"
+
+
+# --------------------------------------------------------------------------------------------------
+# production target
+
+
+def test_prod_must_be_in_production_mode(bundle):
+    bundle.edit("databricks.yml", "    mode: production\n", "    mode: development\n")
+    problem = only(bundle.problems("prod"), "production")
+    assert (problem.file, problem.key) == ("databricks.yml", "targets.prod.mode")
+    assert "must be 'production'" in problem.message
+    bundle.edit("databricks.yml", "    mode: development\n    variables:\n      catalog: fraud_prod",
+                "    variables:\n      catalog: fraud_prod")
+    assert only(bundle.problems("prod"), "production").key == "targets.prod.mode"
+
+
+def test_prod_must_run_as_a_service_principal(bundle):
+    bundle.edit("databricks.yml", "    run_as:\n      service_principal_name: ${var.prod_service_principal}\n", "")
+    problem = only(bundle.problems("prod"), "production")
+    assert (problem.file, problem.key) == ("databricks.yml", "targets.prod.run_as")
+    assert "service principal" in problem.message
+
+
+def test_prod_must_not_run_as_a_person(bundle):
+    bundle.edit("databricks.yml", "service_principal_name: ${var.prod_service_principal}",
+                "user_name: alice@example.com")
+    problem = only(bundle.problems("prod"), "production")
+    assert (problem.file, problem.key) == ("databricks.yml", "targets.prod.run_as.user_name")
+    assert "run as a person ('alice@example.com')" in problem.message
+
+
+def test_prod_service_principal_must_not_be_empty(bundle):
+    problem = only(bundle.problems("prod", {**PROD_VARS, "prod_service_principal": "  "}), "production")
+    assert problem.key == "targets.prod.run_as.service_principal_name" and "is empty" in problem.message
+
+
+def test_prod_job_permissions_go_to_a_group_not_a_person(bundle):
+    bundle.edit("databricks.yml", "    permissions:\n      - level: CAN_RUN\n        group_name: ${var.operators_group}\n"
+                "\n  prod:", "\n  prod:")
+    bundle.edit("databricks.yml", "group_name: ${var.operators_group}", "user_name: bob@example.com")
+    problems = bundle.problems("prod")
+    assert {(p.check, p.key) for p in problems} == {("production", "permissions[0].user_name"),
+                                                    ("production", "targets.prod.permissions")}
+    assert all(p.file == "databricks.yml" for p in problems)
+    assert "'bob@example.com' is a person" in next(p.message for p in problems if p.key.endswith("user_name"))
+
+
+def test_a_bundle_without_prod_target_is_reported(bundle):
+    text = (bundle.root / "databricks.yml").read_text()
+    (bundle.root / "databricks.yml").write_text(text[: text.index("\n  prod:")] + "\n")
+    problem = only(bundle.problems("dev"), "production")
+    assert problem.key == "targets" and "no production target" in problem.message
+
+
+# --------------------------------------------------------------------------------------------------
+# secrets
+
+
+def test_token_literal_in_a_bundle_file(bundle):
+    bundle.edit("resources/training_job.yml", "            custom_tags:\n",
+                f"            spark_env_vars:\n              DATABRICKS_TOKEN: {FAKE_PAT}\n            custom_tags:\n")
+    problem = only(bundle.problems(), "secrets")
+    assert (problem.file, problem.key) == (
+        "resources/training_job.yml",
+        "resources.jobs.training.job_clusters[0].new_cluster.spark_env_vars.DATABRICKS_TOKEN")
+    assert "Databricks personal access token" in problem.message
+    assert FAKE_PAT not in problem.message  # never echoed
+
+
+def test_secrets_in_any_yaml_file_of_the_repository(bundle):
+    bundle.write(".github/workflows/deploy.yml", f"""\
+        on: push
+        jobs:
+          deploy:
+            runs-on: ubuntu-latest
+            env:
+              DATABRICKS_HOST: https://example.cloud.databricks.com
+              DATABRICKS_CLIENT_SECRET: Xk29dk3L0qPzVb7wQe1
+              ARCHIVE_URL: https://deploy:hunter2pass@files.example.com/a.tgz
+            steps:
+              - run: echo {FAKE_PAT}
+        """)
+    problems = bundle.problems()
+    assert all(p.check == "secrets" and p.file == ".github/workflows/deploy.yml" for p in problems)
+    assert {p.key for p in problems} == {"jobs.deploy.env.DATABRICKS_CLIENT_SECRET", "jobs.deploy.env.ARCHIVE_URL",
+                                         "jobs.deploy.steps[0].run"}, "\n".join(map(str, problems))
+
+
+def test_references_and_names_are_not_secrets(tmp_path):
+    (tmp_path / "ok.yml").write_text(textwrap.dedent("""\
+        env:
+          DATABRICKS_CLIENT_SECRET: ${{ secrets.DATABRICKS_CLIENT_SECRET }}
+          DATABRICKS_TOKEN: ""
+        spark_conf:
+          fs.azure.account.key.acct.dfs.core.windows.net: "{{secrets/fraud/storage-key}}"
+          password: ${var.db_password}
+        secret_scope: fraud-secrets
+        token_audience: https://token.actions.githubusercontent.com
+        client_id: 6f1c2f4e-2a4b-4f3a-9a6b-0c1d2e3f4a5b
+        description: the access token is read from a secret scope
+        """))
+    assert secret_problems(tmp_path) == []
+
+
+def test_secret_scan_skips_virtualenvs_and_build_output(tmp_path):
+    for folder in (".venv/lib", "dist", ".lakehouse/x", "node_modules/y"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "x.yml").write_text(f"token: {FAKE_PAT}\n")
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "x.yaml").write_text(f"token: {FAKE_PAT}\n")
+    assert [(p.file, p.key) for p in secret_problems(tmp_path)] == [(".github/x.yaml", "token")]

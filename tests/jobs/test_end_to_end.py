@@ -1,0 +1,108 @@
+"""End to end on a slice of the real transactions, through the bundle's own job definitions.
+
+Lands 21 days, runs the ingestion job, lands 3 more days and runs it again (only the new days are
+recomputed, and gold equals a from-scratch build), re-runs it (nothing changes), then trains,
+validates and promotes, scores twice (the second run changes nothing) and monitors.
+"""
+
+from __future__ import annotations
+
+import runpy
+import shutil
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from bundlekit.loader import load_bundle
+from bundlekit.runner import run_job
+from fraud_mlops.medallion import features
+from fraud_mlops.medallion.schema import FEATURE_COLUMNS
+from fraud_mlops.platform import config as C
+
+from ..conftest import REPO_ROOT, SHIPPED_LANDING
+
+FIRST_DAYS = [f"2018-07-{d:02d}" for d in range(8, 29)]
+LATER_DAYS = ["2018-07-29", "2018-07-30", "2018-07-31"]
+TABLES = (C.BRONZE_TRANSACTIONS, C.SILVER_TRANSACTIONS, C.SILVER_QUARANTINE, C.GOLD_FEATURES, C.GOLD_DAILY_SUMMARY)
+
+
+def _land(landing, days):
+    landing.mkdir(parents=True, exist_ok=True)
+    for day in days:
+        shutil.copy(SHIPPED_LANDING / f"{day}.csv.gz", landing / f"{day}.csv.gz")
+
+
+def _run(bundle, job, params=None):
+    result = run_job(bundle, job, params or {}, log=lambda line: None)
+    assert result.ok, {k: t.error for k, t in result.tasks.items() if t.error}
+    return result
+
+
+@pytest.mark.skipif(not SHIPPED_LANDING.is_dir(), reason="the shipped landing slice is missing")
+def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the training task's git lookup and any stray relative path stay here
+    landing = tmp_path / "landing"
+    bundle = load_bundle(
+        REPO_ROOT, "dev", {"landing_path": str(landing), "catalog": lakehouse.config.catalog,
+                           "schema": lakehouse.config.schema}
+    )
+
+    # Ingestion, in two landings: the second recomputes only the new days.
+    _land(landing, FIRST_DAYS)
+    first = _run(bundle, "ingestion")
+    assert first.tasks["bronze"].result["files_ingested"] == len(FIRST_DAYS)
+    _land(landing, LATER_DAYS)
+    second = _run(bundle, "ingestion")
+    assert second.tasks["bronze"].result["files_ingested"] == len(LATER_DAYS)
+    assert second.tasks["gold"].result["recomputed_from"] == LATER_DAYS[0]
+    silver_result = second.tasks["silver"].result
+    assert silver_result["rows_in"] == silver_result["rows_silver"] + silver_result["rows_quarantined"]
+    n_bronze = lakehouse.count(C.BRONZE_TRANSACTIONS)
+    assert n_bronze == lakehouse.count(C.SILVER_TRANSACTIONS) + lakehouse.count(C.SILVER_QUARANTINE)
+    assert lakehouse.count(C.GOLD_FEATURES) == lakehouse.count(C.SILVER_TRANSACTIONS)
+    assert lakehouse.count(C.GOLD_DAILY_SUMMARY) == len(FIRST_DAYS) + len(LATER_DAYS)
+    from_scratch = features.build_features(lakehouse.read(C.SILVER_TRANSACTIONS))
+    assert_df_equality(lakehouse.read(C.GOLD_FEATURES), from_scratch, ignore_row_order=True,
+                       ignore_nullable=True, allow_nan_equality=True)
+    assert "tx_fraud_scenario" not in lakehouse.read(C.GOLD_FEATURES).columns
+
+    versions = {t: lakehouse.version(t) for t in TABLES}
+    _run(bundle, "ingestion")
+    assert {t: lakehouse.version(t) for t in TABLES} == versions, "a re-run with no new file must change nothing"
+
+    # Training: train -> validate -> promote, on a short split of the slice.
+    split = {"train_start": "2018-07-22", "train_end": "2018-07-24", "delay_days": "2", "test_days": "3",
+             "n_estimators": "40", "min_average_precision": "0.2", "min_roc_auc": "0.7"}
+    training = _run(bundle, "training", split)
+    train = training.tasks["train"].result
+    assert set(train["models"]) == {"xgboost", "logistic_regression"}
+    assert train["window"]["test_start"] == "2018-07-27" and train["window"]["test_end"] == "2018-07-29"
+    assert training.tasks["promote"].result["promoted"] is True, training.tasks["validate"].result["reasons"]
+    version = training.tasks["promote"].result["champion_version"]
+
+    # Batch scoring with @champion; the same range again changes nothing.
+    scoring_params = {"score_start": "2018-07-30", "score_end": "2018-07-31"}
+    scored = _run(bundle, "batch_scoring", scoring_params).tasks["score"].result
+    n_days = lakehouse.read(C.GOLD_FEATURES).where(F.col("tx_date") >= "2018-07-30").count()
+    assert scored["rows_scored"] == scored["inserted"] == n_days and scored["model_version"] == version
+    predictions_version = lakehouse.version(C.PREDICTIONS)
+    again = _run(bundle, "batch_scoring", scoring_params).tasks["score"].result
+    assert again["inserted"] == again["updated"] == 0
+    assert lakehouse.version(C.PREDICTIONS) == predictions_version
+
+    # Monitoring writes its metrics and decides on the retrain branch.
+    monitoring = _run(bundle, "monitoring", {"window_start": "2018-07-30", "window_end": "2018-07-31",
+                                             "min_average_precision": "0.05", "label_delay_days": "0"})
+    monitor = monitoring.tasks["monitor"].result
+    assert monitor["n_transactions"] == n_days and 0.0 <= monitor["score_psi"] < 0.25
+    assert monitor["average_precision"] is not None
+    assert monitoring.tasks["retrain"].status == ("SUCCESS" if monitor["retrain"] else "EXCLUDED")
+    metrics = lakehouse.read(C.MONITORING_METRICS)
+    assert metrics.where("metric = 'psi'").count() == len(FEATURE_COLUMNS) + 1
+
+    # The exploratory notebook imports the same library and runs on the same tables.
+    monkeypatch.setenv("FRAUD_CATALOG", lakehouse.config.catalog)
+    monkeypatch.setenv("FRAUD_SCHEMA", lakehouse.config.schema)
+    namespace = runpy.run_path(str(REPO_ROOT / "notebooks" / "explore_features.py"))
+    assert namespace["gold"].count() == lakehouse.count(C.GOLD_FEATURES)
