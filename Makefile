@@ -3,25 +3,53 @@
 #   make test   - create the environment, run the test suite
 # Options: make demo LANDING=../shared/data/fraud-handbook/transactions   (all 153 days)
 #          make demo LAKEHOUSE=/tmp/fraud-lakehouse                          (where local tables go)
-# Also:    make lint, make validate (offline bundle validation), make wheel, make mlflow-ui
+#          SPARK_REMOTE="local[2]" make demo                                (through Spark Connect)
+# Also:    make lint, make validate (offline bundle validation), make wheel, make mlflow-ui,
+#          make connect-setup (Databricks Connect environment .venv-connect), make lock (upgrade uv.lock)
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.12 (the runtime of record's): PYTHON=..., else python3.12 on PATH, else pyenv's 3.12.x.
+PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
+	  "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { command -v "$$p" || echo "$$p"; } && break; done)
+UV_VERSION := 0.13.9
 VENV ?= .venv
+CONNECT_VENV ?= .venv-connect
 LANDING ?= data/transactions
 LAKEHOUSE ?= .lakehouse
 DEMO_ARGS ?=
 
 STAMP := $(VENV)/.installed-stamp
+CONNECT_STAMP := $(CONNECT_VENV)/.installed-stamp
+UV := $(VENV)/bin/uv
 
-.PHONY: demo test setup lint validate mlflow-ui clean wheel
+.PHONY: demo test setup lint validate mlflow-ui clean wheel lock connect-setup
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { echo "Python 3.11 is required (found: $(PYTHON)); set PYTHON=/path/to/python3.11"; exit 1; }
-	@command -v java >/dev/null 2>&1 || { echo "Java 17 (a JRE) is required by Spark: install openjdk-17-jre-headless"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
-	VIRTUAL_ENV=$(VENV) $(VENV)/bin/uv pip install --quiet --compile-bytecode -e ".[local,dev]"
+define check_python
+	@test -n "$(PYTHON)" || { echo "Python 3.12 is required and was not found: install it (e.g. pyenv install 3.12, or your package manager) or set PYTHON=/path/to/python3.12"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null || { echo "Python 3.12 is required (found: $(PYTHON)); set PYTHON=/path/to/python3.12"; exit 1; }
+endef
+
+# The environment is exactly uv.lock (uv sync --frozen): a fresh machine, CI and the wheel's tests
+# get the same versions.
+$(STAMP): pyproject.toml uv.lock
+	$(check_python)
+	@command -v java >/dev/null 2>&1 || { echo "Java 17 or 21 (a JRE) is required by Spark: install openjdk-17-jre-headless"; exit 1; }
+	@test -x $(VENV)/bin/python && $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --compile-bytecode --python $(VENV)/bin/python --extra local --extra dev
 	@touch $(STAMP)
+
+# Databricks Connect: a separate environment, since databricks-connect replaces the pyspark module.
+$(CONNECT_STAMP): pyproject.toml uv.lock $(STAMP)
+	@test -x $(CONNECT_VENV)/bin/python || $(PYTHON) -m venv $(CONNECT_VENV)
+	UV_PROJECT_ENVIRONMENT=$(CONNECT_VENV) $(UV) sync --quiet --frozen --compile-bytecode --python $(CONNECT_VENV)/bin/python --extra connect --extra dev
+	@touch $(CONNECT_STAMP)
+
+connect-setup: $(CONNECT_STAMP)
+	@echo "Databricks Connect environment ready: $(CONNECT_VENV). Configure a profile (databricks auth login) and see README, Databricks Connect."
+
+# Upgrade the lock to the newest versions the pins in pyproject.toml allow, then re-create .venv.
+lock: $(STAMP)
+	$(UV) lock --upgrade --python $(VENV)/bin/python
 
 setup: $(STAMP)
 
@@ -29,7 +57,7 @@ demo: $(STAMP)
 	FRAUD_MLOPS_LOCAL_ROOT=$(abspath $(LAKEHOUSE)) $(VENV)/bin/fraud-mlops demo --landing $(LANDING) $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests notebooks

@@ -6,14 +6,22 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bundlekit.jobspec import dynamic_references
-from bundlekit.loader import BundleError, find_bundle_root, load_bundle
+from bundlekit.loader import BundleError, find_bundle_root, git_details, load_bundle
 from bundlekit.runner import check_job, job_parameter_defaults
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROD_VARS = {"prod_service_principal": "11111111-2222-3333-4444-555555555555", "alert_email": "oncall@example.com"}
 JOBS = ("ingestion", "training", "batch_scoring", "monitoring")
+RUNTIME_OF_RECORD = "18.x-cpu-ml-scala2.13"  # Databricks Runtime 18 LTS ML
+WHEEL = "./dist/*.whl"  # the whl artifact's output, relative to databricks.yml (where compute is set)
+SERVERLESS_ENVIRONMENT = {
+    "environment_key": "default",
+    "spec": {"environment_version": "5", "dependencies": [WHEEL, "xgboost-cpu>=3.0,<4"]},
+}
+COMPUTE_KEYS = ("job_cluster_key", "environment_key", "existing_cluster_id", "new_cluster", "libraries")
 
 # The contract with fraud_mlops.jobs: each task gets exactly these named parameters.
 EXPECTED_NAMED_PARAMETERS = {
@@ -22,7 +30,7 @@ EXPECTED_NAMED_PARAMETERS = {
     ("ingestion", "gold"): ("fraud-gold", ["catalog", "schema", "label_delay_days"]),
     ("training", "train"): ("fraud-train", [
         "catalog", "schema", "experiment_name", "model_name", "train_start", "train_end", "delay_days",
-        "test_days", "candidate_model", "n_estimators", "max_depth", "learning_rate", "seed"]),
+        "test_days", "candidate_model", "n_estimators", "max_depth", "learning_rate", "seed", "git_commit"]),
     ("training", "validate"): ("fraud-validate", [
         "catalog", "schema", "experiment_name", "model_name", "min_average_precision", "min_roc_auc",
         "max_ap_degradation"]),
@@ -33,6 +41,8 @@ EXPECTED_NAMED_PARAMETERS = {
         "catalog", "schema", "model_name", "window_start", "window_end", "psi_alert_threshold",
         "psi_retrain_threshold", "min_average_precision", "fail_on_alert", "label_delay_days"]),
 }
+# Named parameters set at deploy time (bundle values), not from job parameters.
+DEPLOY_TIME_NAMED_PARAMETERS = {("training", "train"): {"git_commit": "${bundle.git.commit}"}}
 
 
 def _load(target: str, overrides: dict[str, str] | None = None, **kw):
@@ -114,7 +124,7 @@ def test_unknown_target_and_unknown_job():
         _load("dev").job("nope")
 
 
-def test_every_job_has_cluster_libraries_notifications_schedule():
+def test_every_job_has_notifications_schedule_and_the_wheel():
     b = _load("dev")
     for job in b.jobs.values():
         assert job["max_concurrent_runs"] == 1
@@ -122,13 +132,8 @@ def test_every_job_has_cluster_libraries_notifications_schedule():
         sched = job["schedule"]
         assert sched["timezone_id"] == "UTC" and sched["quartz_cron_expression"]
         assert job["tags"]["project"] == "fraud-mlops"
-        clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
-        for c in clusters.values():
-            assert c["spark_version"] == "15.4.x-cpu-ml-scala2.12"
         for task in job["tasks"]:
             if "python_wheel_task" in task:
-                assert task["libraries"] == [{"whl": "../dist/*.whl"}]
-                assert task["job_cluster_key"] in clusters
                 assert task["python_wheel_task"]["package_name"] == "fraud_mlops"
     crons = {k: j["schedule"]["quartz_cron_expression"] for k, j in b.jobs.items()}
     assert crons["ingestion"] == "0 0 2 * * ?"
@@ -144,10 +149,98 @@ def test_tasks_get_exactly_the_agreed_named_parameters():
         pwt = task["python_wheel_task"]
         assert pwt["entry_point"] == entry_point
         assert list(pwt["named_parameters"]) == names
-        assert pwt["named_parameters"] == {n: f"{{{{job.parameters.{n}}}}}" for n in names}
+        deploy_time = DEPLOY_TIME_NAMED_PARAMETERS.get((job_key, task_key), {})
+        assert pwt["named_parameters"] == {
+            n: b.config["bundle"]["git"]["commit"] if deploy_time.get(n) == "${bundle.git.commit}"
+            else f"{{{{job.parameters.{n}}}}}" for n in names}
         seen.add((job_key, task_key))
     wheel_tasks = {(k, t["task_key"]) for k, j in b.jobs.items() for t in j["tasks"] if "python_wheel_task" in t}
     assert wheel_tasks == seen
+
+
+def test_training_records_the_deployed_git_commit():
+    """``git_commit`` of the train task is ``${bundle.git.commit}``: the CLI fills in the deploying
+    checkout's commit, the local loader the repository's HEAD (empty outside a git checkout)."""
+    raw = yaml.safe_load((REPO_ROOT / "resources" / "training_job.yml").read_text())
+    train = raw["resources"]["jobs"]["training"]["tasks"][0]
+    assert train["python_wheel_task"]["named_parameters"]["git_commit"] == "${bundle.git.commit}"
+    assert "git_commit" not in {p["name"] for p in raw["resources"]["jobs"]["training"]["parameters"]}
+    for target in ("dev", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        task = b.jobs["training"]["tasks"][0]
+        assert task["python_wheel_task"]["named_parameters"]["git_commit"] == git_details(REPO_ROOT)["commit"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Compute: serverless in dev, classic job clusters on the runtime of record in staging and prod
+
+
+def _wheel_tasks(job):
+    return [t for t in job["tasks"] if "python_wheel_task" in t]
+
+
+def test_job_files_hold_no_compute():
+    """Compute is chosen per target in databricks.yml; resources/ has one definition of each job."""
+    for key in JOBS:
+        job = yaml.safe_load((REPO_ROOT / "resources" / f"{key}_job.yml").read_text())["resources"]["jobs"][key]
+        assert "job_clusters" not in job and "environments" not in job
+        for task in job["tasks"]:
+            assert not set(task) & set(COMPUTE_KEYS), (key, task["task_key"])
+
+
+def test_runtime_of_record_is_dbr_18_lts_ml():
+    b = _load("staging")
+    assert b.variables["spark_version"] == RUNTIME_OF_RECORD
+    raw = yaml.safe_load((REPO_ROOT / "databricks.yml").read_text())
+    assert "Databricks Runtime 18 LTS ML" in raw["variables"]["spark_version"]["description"]
+
+
+def test_dev_runs_on_serverless():
+    b = _load("dev")
+    for key, job in b.jobs.items():
+        assert job["environments"] == [SERVERLESS_ENVIRONMENT], key
+        assert "job_clusters" not in job, key
+        assert _wheel_tasks(job)
+        for task in _wheel_tasks(job):
+            assert task["environment_key"] == "default", (key, task["task_key"])
+            assert "libraries" not in task and "job_cluster_key" not in task, (key, task["task_key"])
+        # The wheel dependency is written in databricks.yml, so it resolves against the bundle root.
+        assert b.source_of(f"resources.jobs.{key}.environments[0].spec.dependencies[0]") == REPO_ROOT / "databricks.yml"
+        assert (REPO_ROOT / WHEEL).parent == REPO_ROOT / "dist"
+
+
+@pytest.mark.parametrize("target", ["staging", "prod"])
+def test_staging_and_prod_run_on_classic_job_clusters_of_the_runtime_of_record(target):
+    b = _load(target, PROD_VARS if target == "prod" else None)
+    for key, job in b.jobs.items():
+        assert "environments" not in job, key
+        clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
+        assert len(clusters) == 1, key
+        for cluster in clusters.values():
+            assert cluster == {"spark_version": RUNTIME_OF_RECORD, "node_type_id": "i3.xlarge", "num_workers": 1,
+                               "data_security_mode": "SINGLE_USER", "custom_tags": {"project": "fraud-mlops"}}
+        for i, task in enumerate(job["tasks"]):
+            if "python_wheel_task" not in task:
+                continue
+            assert task["job_cluster_key"] in clusters, (key, task["task_key"])
+            assert task["libraries"] == [{"whl": WHEEL}], (key, task["task_key"])
+            assert "environment_key" not in task
+            assert b.source_of(f"resources.jobs.{key}.tasks[{i}].libraries[0].whl") == REPO_ROOT / "databricks.yml"
+
+
+def test_staging_runs_exactly_the_compute_prod_runs():
+    staging, prod = _load("staging"), _load("prod", PROD_VARS)
+    for key in JOBS:
+        assert staging.jobs[key]["job_clusters"] == prod.jobs[key]["job_clusters"]
+        assert staging.jobs[key]["tasks"] == prod.jobs[key]["tasks"]
+
+
+@pytest.mark.parametrize("target", ["dev", "staging", "prod"])
+def test_condition_and_run_job_tasks_get_no_compute(target):
+    b = _load(target, PROD_VARS if target == "prod" else None)
+    tasks = {t["task_key"]: t for t in b.jobs["monitoring"]["tasks"]}
+    for name in ("retrain_check", "retrain"):
+        assert not set(tasks[name]) & set(COMPUTE_KEYS), (target, name)
 
 
 def test_entry_points_exist_in_pyproject_scripts_in_the_module_of_their_job():

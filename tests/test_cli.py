@@ -68,6 +68,10 @@ def test_cli_jobs_and_validate(capsys):
     out = capsys.readouterr().out
     assert "ingestion: [staging] fraud-ingestion" in out
     assert "retrain        run_job_task" in out
+    assert "fraud-bronze (catalog, schema, landing_path, file_pattern)  [job cluster: etl]" in out
+    assert cli.main(["jobs", "--bundle-root", str(REPO_ROOT), "--target", "dev"]) == 0
+    assert "fraud-score (catalog, schema, model_name, score_start, score_end, decision_threshold)  [serverless: default]" in (
+        capsys.readouterr().out)
     assert "0 0 2 * * ? UTC (PAUSED)" in out
     assert cli.main(["jobs", "--bundle-root", str(REPO_ROOT), "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"ingestion", "training", "batch_scoring", "monitoring"}

@@ -174,7 +174,18 @@ def _describe_task(task: dict[str, Any]) -> str:
     for d in task.get("depends_on") or []:
         deps.append(d["task_key"] + (f"={d['outcome']}" if d.get("outcome") is not None else ""))
     after = f"  after {', '.join(deps)}" if deps else ""
-    return f"{task['task_key']:<14} {ttype:<18} {what}{after}"
+    return f"{task['task_key']:<14} {ttype:<18} {what}{after}{_describe_compute(task)}"
+
+
+def _describe_compute(task: dict[str, Any]) -> str:
+    """Where the task runs on Databricks (ignored by local runs): ``  [serverless: default]`` ..."""
+    if task.get("environment_key"):
+        return f"  [serverless: {task['environment_key']}]"
+    if task.get("job_cluster_key"):
+        return f"  [job cluster: {task['job_cluster_key']}]"
+    if task.get("existing_cluster_id"):
+        return f"  [cluster: {task['existing_cluster_id']}]"
+    return "  [new cluster]" if task.get("new_cluster") else ""
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -5,17 +5,28 @@ The bundle is the one definition of our jobs: the Databricks CLI deploys it, and
 part of the CLI's configuration processing that a local run needs, without a workspace connection:
 
 * ``include`` globs (relative to the bundle root) are loaded and merged; a resource defined twice is
-  an error naming both files.
+  an error naming both files. As in the CLI, an include without glob characters that names no file
+  is an error; a glob that matches nothing loads nothing and is listed in
+  :attr:`Bundle.unmatched_includes` (the validator reports it: a deploy would delete what it defined).
 * The target is selected (``default: true`` when none is given) and its overrides are merged:
-  ``variables``, ``resources`` (job ``tasks``/``job_clusters``/``parameters`` merged by key, as the
-  CLI does), ``workspace``, ``run_as``, ``artifacts``, ``presets``, ``mode`` ...
+  ``variables``, ``resources``, ``workspace``, ``run_as``, ``artifacts``, ``presets``, ``mode`` ...
+  Like the CLI, a job's ``tasks`` are merged by ``task_key``, ``job_clusters`` by ``job_cluster_key``
+  and ``parameters`` by ``name``; every other list is appended to, including a job's
+  ``environments`` and the lists inside a merged task (``libraries``). Which file set a value is
+  tracked down to the merged task field (:meth:`Bundle.source_of`), so that relative paths a target
+  adds resolve against ``databricks.yml`` and errors name the file that set the key.
+* ``bundle.git`` (``commit``, ``branch``, ``origin_url``, ``actual_branch``, ``bundle_root_path``) is
+  read from the git checkout holding the bundle root, as the CLI does at deploy time
+  (:func:`git_details`); values the configuration sets win (``commit``/``origin_url``/``branch``), and
+  all are empty strings outside a git checkout or without git.
 * Variable values, highest precedence first: ``overrides`` (``--var k=v``), ``BUNDLE_VAR_<name>``
   environment variables, ``.databricks/bundle/<target>/variable-overrides.json``, the target's
   ``variables`` block, the declaration's ``default``. Like the CLI, every declared variable must have
   a value for the selected target.
 * ``${...}`` references are resolved recursively: ``${var.x}`` (variables may reference each other),
-  ``${bundle.target}``, ``${bundle.name}``, ``${workspace.current_user.userName}`` (the local user
-  name), ``${workspace.current_user.short_name}``, ``${workspace.root_path}`` ... and
+  ``${bundle.target}``, ``${bundle.name}``, ``${bundle.git.commit}`` (and the other ``bundle.git``
+  fields), ``${workspace.current_user.userName}`` (the local user name),
+  ``${workspace.current_user.short_name}``, ``${workspace.root_path}`` ... and
   ``${resources.<type>.<key>.<field>}`` for fields present in the configuration. References that
   only exist after a deployment (``${resources.jobs.<key>.id}``, ``url`` ...) are kept verbatim; the
   runner understands ``${resources.jobs.<key>.id}`` in ``run_job_task``.
@@ -36,7 +47,8 @@ import getpass
 import json
 import os
 import re
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,13 +64,16 @@ _REF_RE = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\[\d+\])*(?:\.[A-Za-z_][\w-]*(?:\[
 _SEGMENT_RE = re.compile(r"([A-Za-z_][\w-]*)((?:\[\d+\])*)")
 _JOB_ID_REF_RE = re.compile(r"^\$\{resources\.jobs\.([\w-]+)\.id\}$")
 
-# Lists the CLI merges element-wise by a key when a target overrides a job (others are concatenated).
+# Lists the CLI merges element-wise by a key when a target overrides a job (others are concatenated:
+# the CLI has no such merge for ``environments``, a target's environments are appended to the job's).
 _JOB_LIST_KEYS = {
     "tasks": "task_key",
     "job_clusters": "job_cluster_key",
     "parameters": "name",
-    "environments": "environment_key",
 }
+#: ``bundle.git`` fields :func:`git_details` fills in (as the CLI's LoadGitDetails does).
+GIT_FIELDS = ("commit", "branch", "origin_url", "actual_branch", "bundle_root_path")
+_GLOB_CHARS = "*?["
 # Target keys the CLI moves into the ``bundle`` mapping.
 _TARGET_BUNDLE_KEYS = ("git", "compute_id", "cluster_id")
 _VALID_MODES = (None, "development", "production")
@@ -88,8 +103,11 @@ class Bundle:
         config: the whole merged, resolved configuration (without ``targets``).
         targets: every target the bundle declares, in file order.
         default_target: the target marked ``default: true`` (None when none is).
-        sources: which file defined what, ``{"resources.jobs.ingestion": Path(...), ...}``.
+        sources: which file defined what, ``{"resources.jobs.ingestion": Path(...), ...}``; a value a
+            target override set has its own entry (``resources.jobs.x.tasks[0].libraries[0]``).
         files: every configuration file loaded (``databricks.yml`` first, then the includes).
+        unmatched_includes: ``include`` glob patterns that matched no file (a bundle that loads but
+            lacks what those files should define).
     """
 
     root: Path
@@ -102,6 +120,7 @@ class Bundle:
     default_target: str | None
     sources: dict[str, Path] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
+    unmatched_includes: tuple[str, ...] = ()
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -201,7 +220,7 @@ def load_bundle(
     env = os.environ if env is None else env
     user = user_name or local_user_name()
 
-    config, sources, files = _load_with_includes(main_file, root_path)
+    config, sources, files, unmatched = _load_with_includes(main_file, root_path)
     targets_cfg = config.pop("targets", None) or {}
     if not isinstance(targets_cfg, dict):
         raise BundleError(f"{main_file.name}: targets: must be a mapping of target names")
@@ -237,6 +256,7 @@ def load_bundle(
     bundle_cfg["target"] = target
     if mode is not None:
         bundle_cfg["mode"] = mode
+    _set_git_details(bundle_cfg, root_path, sources, main_file)
 
     _assign_variables(config, target_cfg, target, overrides or {}, env, sources, root_path, main_file, target_file)
 
@@ -254,6 +274,7 @@ def load_bundle(
         default_target=default_target,
         sources=sources,
         files=files,
+        unmatched_includes=unmatched,
     )
 
 
@@ -299,7 +320,9 @@ def read_config_file(path: Path, root: Path) -> dict[str, Any]:
     return data
 
 
-def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], dict[str, Path], tuple[Path, ...]]:
+def _load_with_includes(
+    main_file: Path, root: Path
+) -> tuple[dict[str, Any], dict[str, Path], tuple[Path, ...], tuple[str, ...]]:
     config = read_config_file(main_file, root)
     sources: dict[str, Path] = {"": main_file}
     _record_sources(config, main_file, sources)
@@ -311,14 +334,20 @@ def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], di
         raise BundleError(f"{main_file.name}: include: must be a list of glob patterns")
     seen: set[Path] = {main_file.resolve()}
     files = [main_file]
+    unmatched: list[str] = []
     for pattern in includes:
         if not isinstance(pattern, str) or not pattern:
             raise BundleError(f"{main_file.name}: include: {pattern!r} is not a glob pattern")
         if Path(pattern).is_absolute():
             raise BundleError(f"{main_file.name}: include: {pattern!r} must be relative to the bundle root")
-        for path in sorted(root.glob(pattern)):
+        matches = sorted(p for p in root.glob(pattern) if p.is_file())
+        if not matches:
+            if not any(ch in pattern for ch in _GLOB_CHARS):  # as the CLI: a plain path must exist
+                raise BundleError(f"{main_file.name}: include: {pattern} does not match any file")
+            unmatched.append(pattern)
+        for path in matches:
             path = path.resolve()
-            if path in seen or not path.is_file():
+            if path in seen:
                 continue
             seen.add(path)
             files.append(path)
@@ -329,7 +358,7 @@ def _load_with_includes(main_file: Path, root: Path) -> tuple[dict[str, Any], di
                 raise BundleError(f"{relative_name(path, root)}: bundle: can only be set in {main_file.name}")
             data.pop("bundle", None)
             _merge_included(config, data, path, root, sources)
-    return config, sources, tuple(files)
+    return config, sources, tuple(files), tuple(unmatched)
 
 
 def _record_sources(data: Mapping[str, Any], file: Path, sources: dict[str, Path]) -> None:
@@ -379,32 +408,121 @@ def _merge_included(config: dict[str, Any], data: dict[str, Any], path: Path, ro
             config[top] = _merge(config[top], value, (top,)) if top in config else value
 
 
-def _merge(base: Any, override: Any, path: tuple[str, ...]) -> Any:
-    """Merge ``override`` into ``base`` like the CLI: maps deep, keyed job lists by key, lists appended."""
+def _merge(base: Any, override: Any, path: tuple[str, ...], where: tuple[str | int, ...] | None = None,
+           record: Callable[[tuple[str | int, ...]], None] | None = None) -> Any:
+    """Merge ``override`` into ``base`` like the CLI: maps deep, keyed job lists by key, lists appended,
+    null keeps ``base``.
+
+    ``path`` is the key path used to recognise keyed job lists (list items by their key); ``where`` is
+    the location in the merged result (list items by index), and ``record(where)`` is called for every
+    location whose value now comes from ``override`` (to track which file set what).
+    """
+    loc: tuple[str | int, ...] = path if where is None else where
+    if override is None:  # as the CLI: an empty (null) override keeps what is there
+        return base
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for k, v in override.items():
-            out[k] = _merge(base[k], v, (*path, str(k))) if k in base else copy.deepcopy(v)
+            if k in base:
+                out[k] = _merge(base[k], v, (*path, str(k)), (*loc, k), record)
+            else:
+                out[k] = copy.deepcopy(v)
+                if record is not None:
+                    record((*loc, k))
         return out
     if isinstance(base, list) and isinstance(override, list):
         key = _JOB_LIST_KEYS.get(path[-1]) if len(path) == 4 and path[:2] == ("resources", "jobs") else None
-        if key is None:
-            return [*copy.deepcopy(base), *copy.deepcopy(override)]
         out_list = [copy.deepcopy(item) for item in base]
-        index = {item.get(key): i for i, item in enumerate(out_list) if isinstance(item, dict)}
+        index = ({item.get(key): i for i, item in enumerate(out_list) if isinstance(item, dict)}
+                 if key is not None else {})
         for item in override:
-            k = item.get(key) if isinstance(item, dict) else None
+            k = item.get(key) if key is not None and isinstance(item, dict) else None
             if k is not None and k in index:
-                out_list[index[k]] = _merge(out_list[index[k]], item, (*path, str(k)))
+                i = index[k]
+                out_list[i] = _merge(out_list[i], item, (*path, str(k)), (*loc, i), record)
             else:
                 out_list.append(copy.deepcopy(item))
+                if record is not None:
+                    record((*loc, len(out_list) - 1))
         return out_list
+    if record is not None and override != base:
+        record(loc)
     return copy.deepcopy(override)
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """``git -C root <args>``'s output, stripped; None when git is missing or the command fails."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+            stdin=subprocess.DEVNULL, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part (an HTTPS remote may embed a token)."""
+    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@(.*)$", url)
+    return m.group(1) + m.group(2) if m else url
+
+
+def git_details(root: Path | str) -> dict[str, str]:
+    """The git facts of the checkout holding ``root``, as the CLI loads them into ``bundle.git``.
+
+    Returns ``{"commit": <HEAD's SHA>, "branch": <current branch, "" when detached>, "actual_branch":
+    the same, "origin_url": <remote.origin.url without credentials>, "bundle_root_path": <root relative
+    to the checkout's top folder, "." at the top>}``; every value is ``""`` when ``root`` is not in a
+    git checkout, the checkout has no commit yet, or git is not installed.
+    """
+    folder = Path(root)
+    empty = dict.fromkeys(GIT_FIELDS, "")
+    top = _git(folder, "rev-parse", "--show-toplevel")
+    if not top:
+        return empty
+    branch = _git(folder, "symbolic-ref", "--quiet", "--short", "HEAD") or ""
+    try:
+        rel = Path(os.path.relpath(folder.resolve(), Path(top).resolve())).as_posix()
+    except ValueError:  # pragma: no cover - different drives (Windows)
+        rel = ""
+    return {
+        "commit": _git(folder, "rev-parse", "--verify", "--quiet", "HEAD^{commit}") or "",
+        "branch": branch,
+        "origin_url": _without_credentials(_git(folder, "config", "--get", "remote.origin.url") or ""),
+        "actual_branch": branch,
+        "bundle_root_path": rel,
+    }
+
+
+def _set_git_details(bundle_cfg: dict[str, Any], root: Path, sources: Mapping[str, Path], main_file: Path) -> None:
+    """Fill ``bundle.git`` from the checkout like the CLI: configured commit/branch/origin_url win."""
+    configured = bundle_cfg.get("git") or {}
+    if not isinstance(configured, dict):
+        where = relative_name(sources.get("", main_file), root)
+        raise BundleError(f"{where}: bundle.git: must be a mapping (branch, origin_url)")
+    found = git_details(root)
+    git = dict(configured)
+    for name in ("commit", "origin_url"):
+        if not git.get(name):
+            git[name] = found[name]
+    if not git.get("branch"):
+        git["branch"] = found["branch"]
+        git["inferred"] = True
+    git["actual_branch"] = found["actual_branch"]
+    git["bundle_root_path"] = found["bundle_root_path"]
+    bundle_cfg["git"] = git
 
 
 def _merge_target(config: dict[str, Any], target_cfg: dict[str, Any], target: str,
                   sources: dict[str, Path], target_file: Path) -> str | None:
     mode = target_cfg.get("mode", (config.get("bundle") or {}).get("mode"))
+
+    def record(where: tuple[str | int, ...]) -> None:
+        # A value the target sets or adds inside what is defined elsewhere (a task's job_cluster_key,
+        # its libraries, a job's environments) is attributed to the target's file.
+        sources[_dotted(where)] = target_file
+
     if mode not in _VALID_MODES:
         raise BundleError(
             f"{target_file.name}: targets.{target}.mode: {mode!r} is not 'development' or 'production'"
@@ -420,7 +538,10 @@ def _merge_target(config: dict[str, Any], target_cfg: dict[str, Any], target: st
             for rtype, entries in (value or {}).items():
                 for rkey in entries or {}:
                     sources.setdefault(f"resources.{rtype}.{rkey}", target_file)
-        config[key] = _merge(config[key], value, (key,)) if key in config else copy.deepcopy(value)
+        if key in config:
+            config[key] = _merge(config[key], value, (key,), (key,), record)
+        else:
+            config[key] = copy.deepcopy(value)
     return mode
 
 

@@ -17,13 +17,24 @@ and the key it is about. The checks, each with its ``check`` id:
     type ``whl``), its ``entry_point`` is one of that wheel's entry points (``pyproject.toml``
     ``[project.scripts]`` / ``[project.entry-points.*]``), and the entry point's ``module:function``
     exists in the sources.
+    A wheel task's compute installs the wheel: on serverless its environment's ``spec.dependencies``
+    list the wheel the artifact builds, on a job cluster (or ``new_cluster``) its ``libraries`` do.
 ``paths``
-    local notebook, Python file, SQL file and library paths exist (relative to the YAML file that
-    names them, as the CLI resolves them); a relative wheel library is what a whl artifact builds.
+    local notebook, Python file, SQL file, library and serverless-environment dependency paths exist
+    (relative to the YAML file that names them, as the CLI resolves them: a path a target sets in
+    ``databricks.yml`` against the bundle root); a relative wheel is what a whl artifact builds. Every
+    ``include`` pattern matches at least one file.
+``compute``
+    every task that runs code has exactly one kind of compute (``job_cluster_key``,
+    ``environment_key``, ``existing_cluster_id`` or ``new_cluster``; a notebook task may have none:
+    serverless), declared in its job (``job_clusters`` / ``environments``, each key once); condition
+    and run_job tasks have none; serverless tasks have no ``libraries``; each environment's ``spec``
+    has an ``environment_version``.
 ``jobs``
     the task graph and references (:func:`bundlekit.jobspec.job_problems`): ``depends_on`` names
     tasks of the job, no cycles, every ``{{job.parameters.x}}`` is declared, ``run_job_task``
-    parameters are declared by the job it runs.
+    parameters are declared by the job it runs; ``timeout_seconds`` (job and task) is not negative,
+    ``max_concurrent_runs`` is at least 1 and ``max_retries`` at least -1.
 ``schedule``
     a valid Quartz cron expression (:mod:`bundlekit.quartz`) and a known ``timezone_id``.
 ``production``
@@ -90,8 +101,8 @@ class Problem:
     """One thing wrong with the bundle.
 
     Attributes:
-        check: which check found it (``load``, ``schema``, ``wheel``, ``paths``, ``jobs``, ``schedule``,
-            ``production``, ``secrets``).
+        check: which check found it (``load``, ``schema``, ``wheel``, ``paths``, ``compute``, ``jobs``,
+            ``schedule``, ``production``, ``secrets``).
         file: the file, relative to the bundle root ("" when the message already names it).
         key: the key inside the configuration (``resources.jobs.training.tasks[1].depends_on[0]``).
         message: what is wrong and, where there is one, how to fix it.
@@ -159,7 +170,9 @@ def validate_bundle(
         *resource_schema_problems(bundle),
         *wheel_task_problems(bundle),
         *path_problems(bundle),
+        *compute_problems(bundle),
         *job_graph_problems(bundle),
+        *limit_problems(bundle),
         *schedule_problems(bundle),
         *production_problems(bundle),
     ]
@@ -434,33 +447,182 @@ def _python_wheel_tasks(bundle: Bundle) -> Iterator[tuple[str, str, int, dict[st
                 yield job_key, str(task.get("task_key")), i, task
 
 
-def _has_other_library(task: Mapping[str, Any]) -> bool:
-    """The task installs a package from elsewhere (PyPI, a workspace/volume wheel, an environment)."""
-    for lib in task.get("libraries") or []:
+@dataclass(frozen=True)
+class _Install:
+    """One thing a task installs: a ``libraries`` entry or a dependency of its serverless environment.
+
+    ``kind`` is ``whl``, ``pypi`` (a requirement such as ``xgboost-cpu>=3``), ``requirements`` (a
+    requirements file, contents unknown) or ``other`` (a JAR, Maven, CRAN, a pip option); ``file`` is
+    the YAML file that declares it (relative wheel paths resolve against its folder).
+    """
+
+    kind: str
+    value: str
+    key: str
+    file: Path
+
+
+_REQUIREMENT_NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _environment(job: Mapping[str, Any], env_key: Any) -> tuple[int, dict[str, Any]] | None:
+    """``(index, environment)`` of the job's first environment named ``env_key``; None when undeclared."""
+    for k, env in enumerate(job.get("environments") or []):
+        if isinstance(env, dict) and env.get("environment_key") == env_key:
+            return k, env
+    return None
+
+
+def _environment_dependencies(job: Mapping[str, Any], dotted: str) -> Iterator[tuple[str, str]]:
+    """``(key, dependency)`` of every ``environments[k].spec.dependencies[d]`` of the job."""
+    for k, env in enumerate(job.get("environments") or []):
+        spec = env.get("spec") if isinstance(env, dict) else None
+        deps = spec.get("dependencies") if isinstance(spec, dict) else None
+        for d, dep in enumerate(deps if isinstance(deps, list) else []):
+            if isinstance(dep, str) and dep.strip():
+                yield f"{dotted}.environments[{k}].spec.dependencies[{d}]", dep.strip()
+
+
+# A PyPI requirement as the Databricks CLI recognises one in environment dependencies (its
+# bundle/libraries/local_path.go): a name, optional extras, PEP 440 version specifiers.
+_PEP440 = (r"(\d+!)?(\d+(\.\d+)*)([-_.]?(a|b|rc)\d+)?([-_.]?post\d+)?([-_.]?dev\d+)?"
+           r"(\+[a-zA-Z0-9]+([-_.][a-zA-Z0-9]+)*)?")
+_CLI_PACKAGE_RE = re.compile(rf"[a-zA-Z0-9\-_]+\s?(\[.*\])?\s?((==|!=|<=|>=|~=|>|<)\s?{_PEP440},?)*")
+_PIP_FLAG_RE = re.compile(r"--[a-zA-Z0-9-]+")
+_URL_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):/")
+
+
+def _is_requirement(dep: str) -> bool:
+    """``dep`` is a requirement (``xgboost-cpu>=3.0,<4``, ``pkg @ https://...``), as the CLI decides."""
+    if _CLI_PACKAGE_RE.fullmatch(dep):
+        return True
+    name, sep, url = dep.partition(" @ ")
+    return bool(sep) and bool(_CLI_PACKAGE_RE.fullmatch(name)) and _is_remote_url(url)
+
+
+def _is_remote_url(path: str) -> bool:
+    m = _URL_SCHEME_RE.match(path)
+    return bool(m) and m.group(1).lower() != "file"
+
+
+def _is_local_dependency(dep: str) -> bool:
+    """A serverless environment dependency the Databricks CLI treats as a file of the repository (and
+    uploads): a ``./``/``../`` path, or anything that is neither a requirement, a pip option, a
+    requirements file, a remote URL nor an absolute (workspace/volume) path."""
+    if dep.startswith("."):
+        return True
+    if _PIP_FLAG_RE.search(dep) or dep.startswith("-r") or _is_requirement(dep):
+        return False
+    if dep.startswith("file://"):
+        return True
+    return not _is_remote_url(dep) and not dep.startswith("/")
+
+
+def _dependency_install(dep: str, key: str, file: Path) -> _Install:
+    if dep.startswith("-r"):
+        return _Install("requirements", dep, key, file)
+    if _PIP_FLAG_RE.search(dep) and not _is_local_dependency(dep):
+        return _Install("other", dep, key, file)
+    if _is_local_dependency(dep) or not _is_requirement(dep):
+        return _Install("whl" if dep.lower().endswith(".whl") else "other", dep, key, file)
+    return _Install("pypi", dep, key, file)
+
+
+def _task_installs(bundle: Bundle, job: Mapping[str, Any], task: Mapping[str, Any], at: str,
+                   dotted: str) -> list[_Install]:
+    """What ``task`` (at key ``at`` of job ``dotted``) installs: its ``libraries`` and, on serverless,
+    its environment's ``spec.dependencies``."""
+    found: list[_Install] = []
+    for j, lib in enumerate(task.get("libraries") or []):
         if not isinstance(lib, dict):
             continue
-        if "pypi" in lib or (lib.get("whl") and not _is_local(str(lib["whl"]))):
+        key = f"{at}.libraries[{j}]"
+        if lib.get("whl"):
+            found.append(_Install("whl", str(lib["whl"]), f"{key}.whl", bundle.source_of(f"{key}.whl")))
+        elif isinstance(lib.get("pypi"), dict) and lib["pypi"].get("package"):
+            found.append(_Install("pypi", str(lib["pypi"]["package"]), f"{key}.pypi.package", bundle.source_of(key)))
+        elif lib.get("requirements"):
+            found.append(_Install("requirements", str(lib["requirements"]), f"{key}.requirements",
+                                  bundle.source_of(key)))
+        else:
+            found.append(_Install("other", str(lib), key, bundle.source_of(key)))
+    located = _environment(job, task.get("environment_key")) if task.get("environment_key") else None
+    if located is not None:
+        prefix = f"{dotted}.environments[{located[0]}]."
+        for key, dep in _environment_dependencies(job, dotted):
+            if key.startswith(prefix):
+                found.append(_dependency_install(dep, key, bundle.source_of(key)))
+    return found
+
+
+def _provides(item: _Install, package: str, built: Mapping[Path, str]) -> bool:
+    """``item`` installs distribution ``package`` (PEP 503 names compared), or may (a requirements
+    file, a remote wheel whose name is a pattern or a reference).
+
+    A local wheel in the folder a whl artifact builds into (``built``: ``{dist folder: normalised
+    distribution name}``) is that artifact's wheel; any other local wheel counts by its file name, or
+    when it does not exist (the ``paths`` check then reports that path, once).
+    """
+    wanted = normalize_distribution_name(package)
+    if item.kind == "requirements":
+        return True
+    if item.kind == "pypi":
+        m = _REQUIREMENT_NAME_RE.match(item.value)
+        return bool(m) and normalize_distribution_name(m.group(1)) == wanted
+    if item.kind != "whl":
+        return False
+    name = item.value.rstrip("/").rsplit("/", 1)[-1]
+    if _is_local(item.value):
+        path = (item.file.parent / item.value).resolve()
+        if path.parent in built:
+            return built[path.parent] == wanted
+        if not _path_exists(path, "whl"):
             return True
-    return bool(task.get("environment_key"))
+    if any(ch in name for ch in "*?[") or "${" in name:
+        return True
+    return normalize_distribution_name(name.split("-", 1)[0]) == wanted
+
+
+def _relative_hint(target: Path, file: Path) -> str:
+    """``target`` as a path relative to the folder of ``file`` (how a YAML file there must write it)."""
+    rel = Path(os.path.relpath(target, file.parent)).as_posix()
+    return rel if rel.startswith(".") else f"./{rel}"
 
 
 def wheel_task_problems(bundle: Bundle) -> list[Problem]:
-    """``python_wheel_task`` package names and entry points the bundle's own wheel must define."""
+    """``python_wheel_task`` package names and entry points the bundle's own wheel must define, and
+    the task's compute installs that wheel.
+
+    * A package the bundle does not build must come from something the task installs (a PyPI
+      requirement of that name, a remote wheel, a requirements file).
+    * A package the bundle builds must be installed where the task runs: on serverless
+      (``environment_key``) the environment's ``spec.dependencies`` list the wheel the whl artifact
+      builds (a relative path resolves against the YAML file that declares it); on a job cluster or
+      ``new_cluster`` the task's ``libraries`` do (``- whl: ...``). ``existing_cluster_id`` is not
+      checked (the cluster may have the wheel installed).
+    """
     problems: list[Problem] = []
     projects = {normalize_distribution_name(p.name): p for p in wheel_projects(bundle)}
+    built = {p.dist_folder.resolve(): name for name, p in projects.items()}
     for job_key, task_key, i, task in _python_wheel_tasks(bundle):
         pwt = task["python_wheel_task"]
-        dotted = f"resources.jobs.{job_key}.tasks[{i}].python_wheel_task"
-        file = _source(bundle, f"resources.jobs.{job_key}")
+        job_dotted = f"resources.jobs.{job_key}"
+        at = f"{job_dotted}.tasks[{i}]"
+        dotted = f"{at}.python_wheel_task"
+        file = _source(bundle, job_dotted)
         package = str(pwt.get("package_name") or "")
         project = projects.get(normalize_distribution_name(package))
+        installs = _task_installs(bundle, bundle.jobs[job_key], task, at, job_dotted)
         if project is None:
-            if not _has_other_library(task):
-                built = ", ".join(p.name for p in projects.values()) or "none (no whl artifact)"
+            if not any(_provides(item, package, built) for item in installs):
+                names = ", ".join(p.name for p in projects.values()) or "none (no whl artifact)"
                 problems.append(Problem("wheel", file, f"{dotted}.package_name",
                                         f"task {task_key!r}: package {package!r} is not a wheel this bundle "
-                                        f"builds (builds: {built}) and the task installs no other package"))
+                                        f"builds (builds: {names}) and the task installs no other package"))
             continue
+        if not any(_provides(item, package, built) for item in installs):
+            problems.extend(_missing_wheel_problem(bundle, bundle.jobs[job_key], task, task_key, at, job_dotted,
+                                                   project))
         entry = str(pwt.get("entry_point") or "")
         target = project.entry_points.get(entry)
         if target is None:
@@ -474,6 +636,35 @@ def wheel_task_problems(bundle: Bundle) -> list[Problem]:
             problems.append(Problem("wheel", file, f"{dotted}.entry_point",
                                     f"task {task_key!r}: entry point {entry!r} = {target!r}: {missing}"))
     return problems
+
+
+def _missing_wheel_problem(bundle: Bundle, job: Mapping[str, Any], task: Mapping[str, Any], task_key: str,
+                           at: str, dotted: str, project: WheelProject) -> list[Problem]:
+    """The problem of a task whose compute does not install the bundle's wheel ``project``."""
+    wheel = project.dist_folder / "*.whl"
+    env_key = task.get("environment_key")
+    if env_key:
+        located = _environment(job, env_key)
+        if located is None:
+            return []  # undeclared environment: the compute check reports it
+        k, env = located
+        spec = env.get("spec") if isinstance(env.get("spec"), dict) else {}
+        key = f"{dotted}.environments[{k}].spec" + (".dependencies" if "dependencies" in spec else "")
+        where = bundle.source_of(key)
+        return [Problem("wheel", relative_name(where, bundle.root), key,
+                        f"task {task_key!r} runs the {project.name} wheel on serverless (environment "
+                        f"{env_key!r}), but the environment's spec.dependencies do not install it: add the "
+                        f"wheel the bundle builds, {_relative_hint(wheel, where)!r} (relative to "
+                        f"{relative_name(where, bundle.root)})")]
+    kind = next((k for k in ("job_cluster_key", "new_cluster") if task.get(k)), None)
+    if kind is None:
+        return []  # no compute, or an existing cluster that may have it installed: see the compute check
+    key = f"{at}.libraries" if task.get("libraries") else f"{at}.{kind}"
+    where = bundle.source_of(key)
+    return [Problem("wheel", relative_name(where, bundle.root), key,
+                    f"task {task_key!r} runs the {project.name} wheel on a cluster ({kind}) but does not "
+                    f"install it: add libraries: [{{whl: {_relative_hint(wheel, where)}}}] to the "
+                    f"task (relative to {relative_name(where, bundle.root)})")]
 
 
 def _entry_point_target_problem(project: Path, target: str) -> str | None:
@@ -546,35 +737,58 @@ def _path_exists(path: Path, kind: str) -> bool:
         return any(path.parent.glob(path.name)) if path.parent.is_dir() else False
     if kind == "notebook":
         return any(Path(str(path) + s).is_file() for s in _NOTEBOOK_SUFFIXES)
+    if kind == "dependency":  # pip installs a project folder too
+        return path.exists()
     return path.is_file()
 
 
+def _job_paths(job: Mapping[str, Any], dotted: str) -> Iterator[tuple[str, str, str]]:
+    """``(key, path, kind)`` of the repository paths a job names: in its tasks and as local
+    dependencies of its serverless environments."""
+    for i, task in enumerate(job.get("tasks") or []):
+        if isinstance(task, dict):
+            yield from _task_paths(task, f"{dotted}.tasks[{i}]")
+    for key, dep in _environment_dependencies(job, dotted):
+        if _is_local_dependency(dep):
+            yield key, dep, "whl" if dep.lower().endswith(".whl") else "dependency"
+
+
 def path_problems(bundle: Bundle) -> list[Problem]:
-    """Local paths in job tasks (and pipeline libraries) that do not exist in the repository."""
-    problems: list[Problem] = []
+    """Local paths that do not exist, and ``include`` globs that match no file.
+
+    Paths: notebooks, Python and SQL files, ``libraries`` of job tasks, local dependencies of serverless
+    environments (``environments[k].spec.dependencies``) and pipeline libraries. Each resolves against
+    the folder of the YAML file that declares it (a path a target adds in ``databricks.yml`` against the
+    bundle root), as the CLI resolves it; a wheel in the folder a ``whl`` artifact builds into is fine.
+    Includes: an ``include`` pattern that matches nothing loads nothing; deploying that bundle would
+    delete the resources it no longer defines.
+    """
+    problems: list[Problem] = _include_problems(bundle)
     dist_folders = [p.dist_folder.resolve() for p in wheel_projects(bundle)]
     for job_key, job in bundle.jobs.items():
-        source = bundle.source_of(f"resources.jobs.{job_key}")
-        for i, task in enumerate(job.get("tasks") or []):
-            if not isinstance(task, dict):
+        if not isinstance(job, dict):
+            continue
+        for key, raw, kind in _job_paths(job, f"resources.jobs.{job_key}"):
+            if not _is_local(raw):
                 continue
-            for key, raw, kind in _task_paths(task, f"resources.jobs.{job_key}.tasks[{i}]"):
-                if not _is_local(raw):
-                    continue
-                path = (source.parent / raw).resolve()
-                if kind == "whl" and path.parent in dist_folders:
-                    continue  # built by the whl artifact at deploy time
-                if _path_exists(path, kind):
-                    continue
-                what = {"notebook": "notebook", "whl": "wheel", "jar": "JAR", "requirements": "requirements file",
-                        "file": "file"}[kind]
-                hint = ""
-                if kind == "whl":
-                    hint = (f"; a whl artifact builds into {', '.join(relative_name(d, bundle.root) for d in dist_folders)}"
-                            if dist_folders else "; no whl artifact builds it")
-                problems.append(Problem("paths", relative_name(source, bundle.root), key,
-                                        f"{what} {raw!r} does not exist (resolved against {relative_name(source.parent, bundle.root) or '.'}/: "
-                                        f"{relative_name(path, bundle.root)}){hint}"))
+            source = bundle.source_of(key)
+            path = (source.parent / raw).resolve()
+            if kind == "whl" and path.parent in dist_folders:
+                continue  # built by the whl artifact at deploy time
+            if _path_exists(path, kind):
+                continue
+            what = {"notebook": "notebook", "whl": "wheel", "jar": "JAR", "requirements": "requirements file",
+                    "file": "file", "dependency": "file"}[kind]
+            hint = ""
+            if kind == "dependency":
+                hint = ("; the Databricks CLI treats an environment dependency that is not a plain requirement "
+                        "(name, extras, version specifiers) as a local path")
+            if kind == "whl":
+                hint = (f"; a whl artifact builds into {', '.join(relative_name(d, bundle.root) for d in dist_folders)}"
+                        if dist_folders else "; no whl artifact builds it")
+            problems.append(Problem("paths", relative_name(source, bundle.root), key,
+                                    f"{what} {raw!r} does not exist (resolved against {relative_name(source.parent, bundle.root) or '.'}/: "
+                                    f"{relative_name(path, bundle.root)}){hint}"))
     for name, pipeline in (bundle.resources.get("pipelines") or {}).items():
         source = bundle.source_of(f"resources.pipelines.{name}")
         for j, lib in enumerate((pipeline or {}).get("libraries") or []):
@@ -584,6 +798,164 @@ def path_problems(bundle: Bundle) -> list[Problem]:
                     problems.append(Problem("paths", relative_name(source, bundle.root),
                                             f"resources.pipelines.{name}.libraries[{j}].{kind}.path",
                                             f"{kind} {raw!r} does not exist"))
+    return problems
+
+
+def _include_problems(bundle: Bundle) -> list[Problem]:
+    """One problem per ``include`` pattern that matched no file (:attr:`Bundle.unmatched_includes`)."""
+    if not bundle.unmatched_includes:
+        return []
+    main = bundle.files[0] if bundle.files else bundle_file(bundle.root)
+    declared = read_config_file(main, bundle.root).get("include") or []
+    declared = [declared] if isinstance(declared, str) else declared
+    problems = []
+    for pattern in bundle.unmatched_includes:
+        index = declared.index(pattern) if pattern in declared else None
+        problems.append(Problem(
+            "paths", relative_name(main, bundle.root), "include" if index is None else f"include[{index}]",
+            f"include pattern {pattern!r} matches no file (patterns are relative to the bundle root): nothing "
+            f"it should define is loaded, and deploying this bundle would delete the resources it no longer "
+            f"defines"))
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------
+# compute: one kind of compute per task, declared job clusters and environments, serverless rules
+
+#: Task types that run code, so need compute: a job cluster, a serverless environment, a cluster.
+CODE_TASK_TYPES = ("python_wheel_task", "notebook_task", "spark_python_task", "spark_jar_task",
+                   "spark_submit_task", "dbt_task")
+#: Of those, the types that run on serverless compute when the task names none (notebooks).
+SERVERLESS_BY_DEFAULT_TASK_TYPES = ("notebook_task",)
+#: Task types that run no code themselves and take no compute.
+NO_COMPUTE_TASK_TYPES = ("condition_task", "run_job_task")
+#: The ways a task names its compute; a task uses exactly one of them.
+COMPUTE_KEYS = ("job_cluster_key", "environment_key", "existing_cluster_id", "new_cluster")
+#: Fields of a serverless environment's ``spec`` that choose its version (``client`` is the
+#: deprecated name of ``environment_version``; a ``base_environment`` carries its own version).
+ENVIRONMENT_VERSION_KEYS = ("environment_version", "client", "base_environment")
+
+
+def _job_tasks(job: Mapping[str, Any], dotted: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(key, task)`` of every task of a job, including the task inside a ``for_each_task``."""
+    def walk(task: Any, at: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        if not isinstance(task, dict):
+            return
+        yield at, task
+        each = task.get("for_each_task")
+        if isinstance(each, dict):
+            yield from walk(each.get("task"), f"{at}.for_each_task.task")
+
+    for i, task in enumerate(job.get("tasks") or []):
+        yield from walk(task, f"{dotted}.tasks[{i}]")
+
+
+def _declared_keys(bundle: Bundle, job: Mapping[str, Any], dotted: str, field_name: str, key_name: str,
+                   what: str, problems: list[Problem]) -> dict[Any, int]:
+    """``{key: index}`` of a job's ``job_clusters``/``environments``; a key declared twice is a problem."""
+    declared: dict[Any, int] = {}
+    for n, entry in enumerate(job.get(field_name) or []):
+        if not isinstance(entry, dict) or entry.get(key_name) in (None, ""):
+            continue  # the schema check reports the missing key
+        name = entry[key_name]
+        if name in declared:
+            first = f"{dotted}.{field_name}[{declared[name]}]"
+            key = f"{dotted}.{field_name}[{n}].{key_name}"
+            hint = (" (a target's environments are appended to the job's, not merged by key as tasks and "
+                    "job clusters are: declare the environment in one place)") if field_name == "environments" else ""
+            problems.append(Problem("compute", _source(bundle, key), key,
+                                    f"{what} {name!r} is declared twice in job (first as {first} in "
+                                    f"{_source(bundle, first)}){hint}"))
+            continue
+        declared[name] = n
+    return declared
+
+
+def compute_problems(bundle: Bundle) -> list[Problem]:
+    """Where each task runs. For every job:
+
+    * each task that runs code (:data:`CODE_TASK_TYPES`) has exactly one kind of compute
+      (:data:`COMPUTE_KEYS`: ``job_cluster_key``, ``environment_key``, ``existing_cluster_id``,
+      ``new_cluster``); a notebook task may have none (it then runs on serverless notebook compute);
+      ``condition_task`` and ``run_job_task`` have none;
+    * a ``job_cluster_key`` is declared in the job's ``job_clusters``, an ``environment_key`` in its
+      ``environments``; each job cluster and environment key is declared once in the job;
+    * a serverless task (``environment_key``) has no ``libraries`` (its environment's
+      ``spec.dependencies`` install what it needs);
+    * each environment's ``spec`` has an ``environment_version`` (or the deprecated ``client``).
+
+    That a wheel task's compute installs the bundle's wheel is the ``wheel`` check.
+    """
+    problems: list[Problem] = []
+    for job_key, job in bundle.jobs.items():
+        if not isinstance(job, dict):
+            continue
+        dotted = f"resources.jobs.{job_key}"
+        clusters = _declared_keys(bundle, job, dotted, "job_clusters", "job_cluster_key", "job cluster", problems)
+        environments = _declared_keys(bundle, job, dotted, "environments", "environment_key", "environment",
+                                      problems)
+        for k, env in enumerate(job.get("environments") or []):
+            if not isinstance(env, dict):
+                continue
+            spec = env.get("spec")
+            if not isinstance(spec, dict) or not any(spec.get(v) not in (None, "") for v in ENVIRONMENT_VERSION_KEYS):
+                key = f"{dotted}.environments[{k}]" + (".spec" if isinstance(spec, dict) else "")
+                problems.append(Problem("compute", _source(bundle, key), key,
+                                        f"environment {env.get('environment_key')!r} has no environment_version: "
+                                        f"set spec.environment_version to a serverless environment version "
+                                        f"(e.g. \"5\"; client is its deprecated name)"))
+        for at, task in _job_tasks(job, dotted):
+            problems.extend(_task_compute_problems(bundle, job, task, at, dotted, clusters, environments))
+    return problems
+
+
+def _task_compute_problems(bundle: Bundle, job: Mapping[str, Any], task: Mapping[str, Any], at: str, dotted: str,
+                           clusters: Mapping[Any, int], environments: Mapping[Any, int]) -> list[Problem]:
+    problems: list[Problem] = []
+    name = task.get("task_key")
+    kind_of_task = jobspec.task_type(task)
+    kinds = [k for k in COMPUTE_KEYS if task.get(k) not in (None, "", {})]
+    if kind_of_task in NO_COMPUTE_TASK_TYPES:
+        for k in kinds:
+            key = f"{at}.{k}"
+            problems.append(Problem("compute", _source(bundle, key), key,
+                                    f"task {name!r} is a {kind_of_task}, which runs no code and takes no compute: "
+                                    f"remove {k}"))
+        return problems
+    if len(kinds) > 1:
+        first, second = f"{at}.{kinds[0]}", f"{at}.{kinds[1]}"
+        problems.append(Problem(
+            "compute", _source(bundle, second), second,
+            f"task {name!r} has two kinds of compute, {kinds[0]} (set in {_source(bundle, first)}) and "
+            f"{', '.join(kinds[1:])} (set in {_source(bundle, second)}); give it exactly one (a target's "
+            f"override of a task adds to the task, it does not replace its compute)"))
+    elif not kinds and kind_of_task in CODE_TASK_TYPES and kind_of_task not in SERVERLESS_BY_DEFAULT_TASK_TYPES:
+        problems.append(Problem(
+            "compute", _source(bundle, at), at,
+            f"task {name!r} ({kind_of_task}) has no compute: give it one of job_cluster_key (a job cluster of "
+            f"the job), environment_key (a serverless environment of the job), existing_cluster_id or "
+            f"new_cluster (for example in the target's override in databricks.yml)"))
+    cluster = task.get("job_cluster_key")
+    if cluster not in (None, "") and cluster not in clusters:
+        key = f"{at}.job_cluster_key"
+        problems.append(Problem("compute", _source(bundle, key), key,
+                                f"task {name!r} uses job cluster {cluster!r}, which {dotted}.job_clusters does not "
+                                f"declare (declared: {', '.join(map(str, clusters)) or 'none'})"))
+    env_key = task.get("environment_key")
+    if env_key not in (None, ""):
+        if env_key not in environments:
+            key = f"{at}.environment_key"
+            problems.append(Problem("compute", _source(bundle, key), key,
+                                    f"task {name!r} uses environment {env_key!r}, which {dotted}.environments does "
+                                    f"not declare (declared: {', '.join(map(str, environments)) or 'none'})"))
+        if task.get("libraries"):
+            key = f"{at}.libraries"
+            env_at = (f"{dotted}.environments[{environments[env_key]}].spec.dependencies"
+                      if env_key in environments else f"{dotted}.environments")
+            problems.append(Problem("compute", _source(bundle, key), key,
+                                    f"task {name!r} runs on serverless (environment_key {env_key!r}), where a "
+                                    f"task takes no libraries: put them in the environment's dependencies "
+                                    f"({env_at})"))
     return problems
 
 
@@ -614,6 +986,46 @@ def job_graph_problems(bundle: Bundle) -> list[Problem]:
                     problems.append(Problem("jobs", file, f"{dotted}.tasks[{i}].run_job_task.job_parameters.{name}",
                                             f"job {other!r} declares no parameter {name!r} "
                                             f"(declared: {', '.join(sorted(declared)) or 'none'})"))
+    return problems
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer field's value (an int, or a string of one after variable resolution); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def limit_problems(bundle: Bundle) -> list[Problem]:
+    """Numeric job and task settings outside what they mean.
+
+    ``timeout_seconds`` (job and task) is 0 (no timeout) or more; ``max_concurrent_runs`` (when set) is
+    at least 1 (0 skips every new run); a task's ``max_retries`` (when set) is -1 (retry without limit),
+    0 or more.
+    """
+    problems: list[Problem] = []
+
+    def check(mapping: Mapping[str, Any], at: str, name: str, minimum: int, meaning: str) -> None:
+        value = _as_int(mapping.get(name))
+        if value is not None and value < minimum:
+            key = f"{at}.{name}"
+            problems.append(Problem("jobs", _source(bundle, key), key, f"{name} is {value}: {meaning}"))
+
+    for job_key, job in bundle.jobs.items():
+        if not isinstance(job, dict):
+            continue
+        dotted = f"resources.jobs.{job_key}"
+        timeout = "must be 0 (no timeout) or a number of seconds"
+        check(job, dotted, "timeout_seconds", 0, timeout)
+        check(job, dotted, "max_concurrent_runs", 1,
+              "must be at least 1 (with 0 every new run is skipped; pause the schedule instead)")
+        for at, task in _job_tasks(job, dotted):
+            check(task, at, "timeout_seconds", 0, timeout)
+            check(task, at, "max_retries", -1, "must be -1 (retry without limit), 0 (no retries) or more")
     return problems
 
 

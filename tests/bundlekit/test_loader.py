@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from bundlekit.loader import BundleError, load_bundle
+from bundlekit.loader import BundleError, git_details, load_bundle
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -176,3 +178,171 @@ def test_invalid_yaml_and_missing_file(tmp_path):
     _write(tmp_path, {"databricks.yml": "bundle: [unclosed\n"})
     with pytest.raises(BundleError, match="invalid YAML"):
         load_bundle(tmp_path, None, {}, env={})
+
+
+# --------------------------------------------------------------------------------------------------
+# Compute overrides: what the CLI merges by key and what it appends
+
+
+COMPUTE_TARGETS = """\
+bundle:
+  name: mini
+include:
+  - resources/*.yml
+targets:
+  serverless:
+    default: true
+    resources:
+      jobs:
+        j:
+          environments:
+            - environment_key: default
+              spec:
+                environment_version: "5"
+                dependencies: [./dist/*.whl]
+          tasks:
+            - {task_key: a, environment_key: default}
+  classic:
+    resources:
+      jobs:
+        j:
+          job_clusters:
+            - job_cluster_key: main
+              new_cluster: {num_workers: 2}
+          tasks:
+            - {task_key: a, job_cluster_key: main, libraries: [{whl: ./dist/*.whl}]}
+"""
+
+COMPUTE_JOB = """\
+resources:
+  jobs:
+    j:
+      environments:
+        - environment_key: default
+          spec: {environment_version: "4"}
+      job_clusters:
+        - job_cluster_key: main
+          new_cluster: {num_workers: 1, spark_version: x}
+      tasks:
+        - task_key: a
+          libraries: [{pypi: {package: six}}]
+          python_wheel_task: {package_name: pkg, entry_point: ep}
+        - task_key: b
+          depends_on: [{task_key: a}]
+          condition_task: {op: EQUAL_TO, left: "1", right: "1"}
+"""
+
+
+def test_target_merges_tasks_and_job_clusters_by_key_but_appends_environments_and_libraries(tmp_path):
+    root = _write(tmp_path, {"databricks.yml": COMPUTE_TARGETS, "resources/job.yml": COMPUTE_JOB})
+    serverless = load_bundle(root, "serverless", {}, env={}).job("j")
+    assert [e["spec"]["environment_version"] for e in serverless["environments"]] == ["4", "5"]  # appended
+    assert [t["task_key"] for t in serverless["tasks"]] == ["a", "b"]  # merged by task_key
+    assert serverless["tasks"][0]["environment_key"] == "default"
+
+    classic = load_bundle(root, "classic", {}, env={})
+    job = classic.job("j")
+    assert job["job_clusters"] == [{"job_cluster_key": "main", "new_cluster": {"num_workers": 2, "spark_version": "x"}}]
+    assert job["tasks"][0]["libraries"] == [{"pypi": {"package": "six"}}, {"whl": "./dist/*.whl"}]  # concatenated
+    assert "job_cluster_key" not in job["tasks"][1]
+    # Which file set what: a target's values resolve relative paths against databricks.yml.
+    assert classic.source_of("resources.jobs.j.tasks[0].libraries[1].whl") == root / "databricks.yml"
+    assert classic.source_of("resources.jobs.j.tasks[0].libraries[0]") == root / "resources" / "job.yml"
+    assert classic.source_of("resources.jobs.j.tasks[0].job_cluster_key") == root / "databricks.yml"
+    assert classic.source_of("resources.jobs.j.tasks[0].python_wheel_task") == root / "resources" / "job.yml"
+    assert classic.source_of("resources.jobs.j.job_clusters[0].new_cluster.num_workers") == root / "databricks.yml"
+    assert classic.source_of("resources.jobs.j.job_clusters[0].new_cluster.spark_version") == root / "resources" / "job.yml"
+    assert load_bundle(root, "serverless", {}, env={}).source_of("resources.jobs.j.environments[1]") == (
+        root / "databricks.yml")
+
+
+def test_yaml_anchors_share_one_compute_block_between_targets(tmp_path):
+    text = COMPUTE_TARGETS.replace("      jobs:\n        j:\n          environments:",
+                                   "      jobs: &serverless\n        j:\n          environments:")
+    text += "  other:\n    resources:\n      jobs: *serverless\n"
+    root = _write(tmp_path, {"databricks.yml": text, "resources/job.yml": COMPUTE_JOB})
+    assert load_bundle(root, "other", {}, env={}).job("j") == load_bundle(root, "serverless", {}, env={}).job("j")
+
+
+def test_a_null_override_keeps_the_definition(tmp_path):
+    text = COMPUTE_TARGETS.replace("          tasks:\n            - {task_key: a, environment_key: default}\n",
+                                   "          tasks:\n")
+    root = _write(tmp_path, {"databricks.yml": text, "resources/job.yml": COMPUTE_JOB})
+    assert [t["task_key"] for t in load_bundle(root, "serverless", {}, env={}).job("j")["tasks"]] == ["a", "b"]
+
+
+# --------------------------------------------------------------------------------------------------
+# include patterns
+
+
+def test_include_glob_that_matches_nothing_is_listed_and_a_missing_file_is_an_error(tmp_path):
+    text = MINIMAL.replace("  - resources/*.yml\n", "  - resources/*.yml\n  - resource/*.yml\n")
+    root = _write(tmp_path, {"databricks.yml": text, "resources/job.yml": JOB})
+    b = load_bundle(root, "one", {}, env={})
+    assert b.unmatched_includes == ("resource/*.yml",)
+    assert "j" in b.jobs
+    _write(tmp_path, {"databricks.yml": MINIMAL.replace("  - resources/*.yml\n", "  - resources/jobs.yml\n")})
+    with pytest.raises(BundleError, match=r"databricks.yml: include: resources/jobs.yml does not match any file"):
+        load_bundle(root, "one", {}, env={})
+
+
+# --------------------------------------------------------------------------------------------------
+# bundle.git: from the checkout holding the bundle, as the CLI at deploy time
+
+
+GIT_BUNDLE = """\
+bundle:
+  name: mini
+variables:
+  commit:
+    default: ${bundle.git.commit}
+  branch:
+    default: ${bundle.git.branch}
+  origin:
+    default: ${bundle.git.origin_url}
+"""
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false",
+                           *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def outside_git(tmp_path, monkeypatch):
+    """``tmp_path`` where git does not look above it for a repository."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.delenv("GIT_WORK_TREE", raising=False)
+    return tmp_path
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_bundle_git_values_come_from_the_checkout(outside_git):
+    repo = outside_git / "repo"
+    root = _write(repo / "bundles" / "mini", {"databricks.yml": GIT_BUNDLE})
+    _git(repo, "init", "-q", "-b", "feature")
+    _git(repo, "remote", "add", "origin", "https://user:s3cr3t@git.example.com/team/mini.git")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    head = _git(repo, "rev-parse", "HEAD")
+    b = load_bundle(root, None, {}, env={})
+    assert b.variables == {"commit": head, "branch": "feature", "origin": "https://git.example.com/team/mini.git"}
+    assert b.config["bundle"]["git"] == {
+        "commit": head, "branch": "feature", "origin_url": "https://git.example.com/team/mini.git",
+        "inferred": True, "actual_branch": "feature", "bundle_root_path": "bundles/mini"}
+    # A configured branch wins (as in the CLI), the actual branch is still recorded.
+    _write(root, {"databricks.yml": GIT_BUNDLE.replace("  name: mini\n", "  name: mini\n  git:\n    branch: main\n")})
+    git = load_bundle(root, None, {}, env={}).config["bundle"]["git"]
+    assert (git["branch"], git["actual_branch"], git["commit"]) == ("main", "feature", head)
+    assert "inferred" not in git
+
+
+def test_bundle_git_values_are_empty_outside_a_checkout_or_without_git(outside_git, monkeypatch):
+    root = _write(outside_git, {"databricks.yml": GIT_BUNDLE})
+    expected = {"commit": "", "branch": "", "origin": ""}
+    assert load_bundle(root, None, {}, env={}).variables == expected
+    assert git_details(root) == dict.fromkeys(("commit", "branch", "origin_url", "actual_branch", "bundle_root_path"), "")
+    monkeypatch.setenv("PATH", str(outside_git / "no-such-bin"))
+    assert load_bundle(root, None, {}, env={}).variables == expected

@@ -222,10 +222,9 @@ NOTEBOOK_TASK = """\
         - task_key: explore
           depends_on:
             - task_key: gold
-          job_cluster_key: etl
           notebook_task:
             notebook_path: {path}
-"""
+"""  # no compute: a notebook task without any runs on serverless notebook compute
 
 
 def test_notebook_path_must_exist(bundle):
@@ -233,6 +232,7 @@ def test_notebook_path_must_exist(bundle):
     text = (bundle.root / job).read_text()
     (bundle.root / job).write_text(text + NOTEBOOK_TASK.format(path="../notebooks/explore_features"))
     assert bundle.problems() == []  # the notebook exists (explore_features.py)
+    assert bundle.problems("staging") == []
     (bundle.root / job).write_text(text + NOTEBOOK_TASK.format(path="../notebooks/explore_fetaures"))
     problem = only(bundle.problems(), "paths")
     assert (problem.file, problem.key) == ("resources/ingestion_job.yml",
@@ -249,14 +249,20 @@ def test_python_file_and_wheel_library_paths_must_exist(bundle):
     bundle.edit("resources/ingestion_job.yml", "            named_parameters:\n"
                 "              catalog: \"{{job.parameters.catalog}}\"\n"
                 "              schema: \"{{job.parameters.schema}}\"\n", "            parameters: []\n")
-    bundle.edit("resources/training_job.yml", "- whl: ../dist/*.whl", "- whl: ../wheels/*.whl")
-    problems = bundle.problems()
-    assert {(p.check, p.key) for p in problems} == {
-        ("paths", "resources.jobs.ingestion.tasks[0].spark_python_task.python_file"),
-        ("paths", "resources.jobs.training.tasks[0].libraries[0].whl"),
+    # The classic variant (staging, prod) installs the wheel as a task library, set in databricks.yml:
+    # a relative path there resolves against the bundle root.
+    bundle.edit("databricks.yml", "{task_key: train, job_cluster_key: ml, libraries: [{whl: ./dist/*.whl}]}",
+                "{task_key: train, job_cluster_key: ml, libraries: [{whl: ./wheels/*.whl}]}")
+    problems = bundle.problems("staging")
+    assert {(p.check, p.file, p.key) for p in problems} == {
+        ("paths", "resources/ingestion_job.yml", "resources.jobs.ingestion.tasks[0].spark_python_task.python_file"),
+        ("paths", "databricks.yml", "resources.jobs.training.tasks[0].libraries[0].whl"),
     }, "\n".join(map(str, problems))
     whl = next(p for p in problems if p.key.endswith("whl"))
+    assert "wheel './wheels/*.whl' does not exist (resolved against ./: wheels/*.whl)" in whl.message
     assert "a whl artifact builds into dist" in whl.message
+    assert {p.key for p in bundle.problems("dev")} == {  # dev is serverless: its wheel is fine
+        "resources.jobs.ingestion.tasks[0].spark_python_task.python_file"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -371,7 +377,7 @@ def test_prod_service_principal_must_not_be_empty(bundle):
 
 def test_prod_job_permissions_go_to_a_group_not_a_person(bundle):
     bundle.edit("databricks.yml", "    permissions:\n      - level: CAN_RUN\n        group_name: ${var.operators_group}\n"
-                "\n  prod:", "\n  prod:")
+                "    # Classic job clusters", "    # Classic job clusters")
     bundle.edit("databricks.yml", "group_name: ${var.operators_group}", "user_name: bob@example.com")
     problems = bundle.problems("prod")
     assert {(p.check, p.key) for p in problems} == {("production", "permissions[0].user_name"),
@@ -392,12 +398,10 @@ def test_a_bundle_without_prod_target_is_reported(bundle):
 
 
 def test_token_literal_in_a_bundle_file(bundle):
-    bundle.edit("resources/training_job.yml", "            custom_tags:\n",
-                f"            spark_env_vars:\n              DATABRICKS_TOKEN: {FAKE_PAT}\n            custom_tags:\n")
+    bundle.edit("resources/training_job.yml", "        component: training\n",
+                f"        component: training\n        DATABRICKS_TOKEN: {FAKE_PAT}\n")
     problem = only(bundle.problems(), "secrets")
-    assert (problem.file, problem.key) == (
-        "resources/training_job.yml",
-        "resources.jobs.training.job_clusters[0].new_cluster.spark_env_vars.DATABRICKS_TOKEN")
+    assert (problem.file, problem.key) == ("resources/training_job.yml", "resources.jobs.training.tags.DATABRICKS_TOKEN")
     assert "Databricks personal access token" in problem.message
     assert FAKE_PAT not in problem.message  # never echoed
 
@@ -444,3 +448,211 @@ def test_secret_scan_skips_virtualenvs_and_build_output(tmp_path):
     (tmp_path / ".github").mkdir()
     (tmp_path / ".github" / "x.yaml").write_text(f"token: {FAKE_PAT}\n")
     assert [(p.file, p.key) for p in secret_problems(tmp_path)] == [(".github/x.yaml", "token")]
+
+
+# --------------------------------------------------------------------------------------------------
+# compute: one kind per task, declared clusters and environments, serverless rules, the wheel installed
+# (dev is serverless, staging and prod use classic job clusters: databricks.yml)
+
+
+def test_dev_is_serverless_and_staging_prod_are_classic(bundle):
+    for target, kind in (("dev", "environment_key"), ("staging", "job_cluster_key"), ("prod", "job_cluster_key")):
+        report = validate_bundle(bundle.root, target, PROD_VARS if target == "prod" else {}, env={})
+        assert report.ok, "\n".join(map(str, report.problems))
+        tasks = report.bundle.jobs["training"]["tasks"]
+        assert all(kind in t for t in tasks), target
+
+
+def test_a_task_with_two_kinds_of_compute(bundle):
+    # The job file gives the task a job cluster while dev's override makes it serverless: a target's
+    # override adds to the task, it does not replace its compute.
+    bundle.edit("resources/training_job.yml", "        - task_key: train\n",
+                "        - task_key: train\n          job_cluster_key: ml\n")
+    problems = bundle.problems("dev")
+    assert all(p.check == "compute" for p in problems), "\n".join(map(str, problems))
+    by_key = {p.key: p for p in problems}
+    assert set(by_key) == {"resources.jobs.training.tasks[0].environment_key",
+                           "resources.jobs.training.tasks[0].job_cluster_key"}
+    two = by_key["resources.jobs.training.tasks[0].environment_key"]
+    assert two.file == "databricks.yml"
+    assert ("task 'train' has two kinds of compute, job_cluster_key (set in resources/training_job.yml) and "
+            "environment_key (set in databricks.yml); give it exactly one") in two.message
+    undeclared = by_key["resources.jobs.training.tasks[0].job_cluster_key"]
+    assert undeclared.file == "resources/training_job.yml"
+    assert "job cluster 'ml', which resources.jobs.training.job_clusters does not declare (declared: none)" in (
+        undeclared.message)
+
+
+def test_a_wheel_task_without_compute(bundle):
+    bundle.edit("databricks.yml", "            - {task_key: score, environment_key: default}\n", "")
+    problem = only(bundle.problems("dev"), "compute")
+    assert (problem.file, problem.key) == ("resources/batch_scoring_job.yml", "resources.jobs.batch_scoring.tasks[0]")
+    assert "task 'score' (python_wheel_task) has no compute: give it one of job_cluster_key" in problem.message
+    assert bundle.problems("staging") == []
+
+
+def test_undeclared_job_cluster_and_environment(bundle):
+    bundle.edit("databricks.yml", "{task_key: score, job_cluster_key: scoring,", "{task_key: score, job_cluster_key: score,")
+    for target in ("staging", "prod"):  # prod refers to staging's classic block
+        problem = only(bundle.problems(target), "compute")
+        assert (problem.file, problem.key) == ("databricks.yml", "resources.jobs.batch_scoring.tasks[0].job_cluster_key")
+        assert ("task 'score' uses job cluster 'score', which resources.jobs.batch_scoring.job_clusters does not "
+                "declare (declared: scoring)") in problem.message
+    bundle.edit("databricks.yml", "{task_key: monitor, environment_key: default}",
+                "{task_key: monitor, environment_key: serverless}")
+    problem = only(bundle.problems("dev"), "compute")
+    assert (problem.file, problem.key) == ("databricks.yml", "resources.jobs.monitoring.tasks[0].environment_key")
+    assert ("task 'monitor' uses environment 'serverless', which resources.jobs.monitoring.environments does not "
+            "declare (declared: default)") in problem.message
+
+
+ENVIRONMENT_IN_JOB_FILE = """\
+      environments:
+        - environment_key: default
+          spec:
+            environment_version: "5"
+            dependencies:
+              - ../dist/*.whl
+      tasks:
+"""
+
+
+def test_environment_declared_twice_the_cli_appends_environments(bundle):
+    # A target's environments are appended to the job's (the CLI merges tasks and job clusters by key,
+    # not environments): the same key in the job file and in dev's override is declared twice.
+    bundle.edit("resources/monitoring_job.yml", "      tasks:\n", ENVIRONMENT_IN_JOB_FILE)
+    problem = only(bundle.problems("dev"), "compute")
+    assert (problem.file, problem.key) == ("databricks.yml", "resources.jobs.monitoring.environments[1].environment_key")
+    assert ("environment 'default' is declared twice in job (first as resources.jobs.monitoring.environments[0] "
+            "in resources/monitoring_job.yml)") in problem.message
+    assert "appended" in problem.message
+
+
+def test_job_cluster_declared_twice(bundle):
+    bundle.edit("databricks.yml", "            - job_cluster_key: scoring\n              new_cluster: *job_cluster\n",
+                "            - job_cluster_key: scoring\n              new_cluster: *job_cluster\n"
+                "            - job_cluster_key: scoring\n              new_cluster: *job_cluster\n")
+    problem = only(bundle.problems("staging"), "compute")
+    assert (problem.file, problem.key) == ("databricks.yml", "resources.jobs.batch_scoring.job_clusters[1].job_cluster_key")
+    assert "job cluster 'scoring' is declared twice in job" in problem.message
+
+
+def test_serverless_task_takes_no_libraries(bundle):
+    bundle.edit("resources/batch_scoring_job.yml", "        - task_key: score\n",
+                "        - task_key: score\n          libraries:\n            - pypi: {package: xgboost-cpu}\n")
+    problem = only(bundle.problems("dev"), "compute")
+    assert (problem.file, problem.key) == ("resources/batch_scoring_job.yml", "resources.jobs.batch_scoring.tasks[0].libraries")
+    assert ("task 'score' runs on serverless (environment_key 'default'), where a task takes no libraries: put "
+            "them in the environment's dependencies (resources.jobs.batch_scoring.environments[0].spec.dependencies)"
+            ) in problem.message
+    assert bundle.problems("staging") == []  # on a job cluster a task library is fine
+
+
+def test_condition_task_takes_no_compute(bundle):
+    bundle.edit("databricks.yml", "            - {task_key: monitor, environment_key: default}",
+                "            - {task_key: retrain_check, environment_key: default}\n"
+                "            - {task_key: monitor, environment_key: default}")
+    problem = only(bundle.problems("dev"), "compute")
+    assert (problem.file, problem.key) == ("databricks.yml", "resources.jobs.monitoring.tasks[1].environment_key")
+    assert "task 'retrain_check' is a condition_task, which runs no code and takes no compute" in problem.message
+
+
+def test_environment_needs_a_version(bundle):
+    bundle.edit("databricks.yml", '                environment_version: "5"', "                # no version")
+    problems = bundle.problems("dev")
+    assert {(p.check, p.file, p.key) for p in problems} == {  # one environment, used by every job
+        ("compute", "databricks.yml", f"resources.jobs.{job}.environments[0].spec")
+        for job in ("ingestion", "training", "batch_scoring", "monitoring")}, "\n".join(map(str, problems))
+    assert "environment 'default' has no environment_version: set spec.environment_version" in problems[0].message
+
+
+def test_serverless_environment_must_install_the_wheel(bundle):
+    bundle.edit("databricks.yml", "                  - ./dist/*.whl", "                  # no wheel")
+    problems = bundle.problems("dev")
+    assert {(p.check, p.file, p.key) for p in problems} == {
+        ("wheel", "databricks.yml", f"resources.jobs.{job}.environments[0].spec.dependencies")
+        for job in ("ingestion", "training", "batch_scoring", "monitoring")}, "\n".join(map(str, problems))
+    problem = next(p for p in problems if ".training." in p.key)
+    assert ("task 'train' runs the fraud-mlops wheel on serverless (environment 'default'), but the environment's "
+            "spec.dependencies do not install it: add the wheel the bundle builds, './dist/*.whl' (relative to "
+            "databricks.yml)") == problem.message
+
+
+def test_serverless_wheel_path_resolves_against_the_file_that_declares_it(bundle):
+    # ../dist is right in resources/*.yml but outside the bundle in databricks.yml.
+    bundle.edit("databricks.yml", "                  - ./dist/*.whl", "                  - ../dist/*.whl")
+    problems = bundle.problems("dev")
+    assert {(p.check, p.key) for p in problems} == {
+        ("paths", f"resources.jobs.{job}.environments[0].spec.dependencies[0]")
+        for job in ("ingestion", "training", "batch_scoring", "monitoring")}, "\n".join(map(str, problems))
+    assert "wheel '../dist/*.whl' does not exist (resolved against ./:" in problems[0].message
+    assert "a whl artifact builds into dist" in problems[0].message
+
+
+def test_a_dependency_the_cli_takes_for_a_local_path(bundle):
+    # The CLI treats an environment dependency that is not name[extras] + version specifiers (here an
+    # environment marker) as a file to upload.
+    bundle.edit("databricks.yml", "                  - xgboost-cpu>=3.0,<4",
+                "                  - \"xgboost-cpu>=3.0,<4; python_version>='3.12'\"")
+    problems = bundle.problems("dev")
+    assert {(p.check, p.file, p.key) for p in problems} == {
+        ("paths", "databricks.yml", f"resources.jobs.{job}.environments[0].spec.dependencies[1]")
+        for job in ("ingestion", "training", "batch_scoring", "monitoring")}, "\n".join(map(str, problems))
+    assert "treats an environment dependency that is not a plain requirement" in problems[0].message
+
+
+def test_classic_task_must_install_the_wheel(bundle):
+    bundle.edit("databricks.yml", "{task_key: promote, job_cluster_key: ml, libraries: [{whl: ./dist/*.whl}]}",
+                "{task_key: promote, job_cluster_key: ml}")
+    problem = only(bundle.problems("prod"), "wheel")
+    assert (problem.file, problem.key) == ("databricks.yml", "resources.jobs.training.tasks[2].job_cluster_key")
+    assert ("task 'promote' runs the fraud-mlops wheel on a cluster (job_cluster_key) but does not install it: add "
+            "libraries: [{whl: ./dist/*.whl}] to the task (relative to databricks.yml)") == problem.message
+
+
+# --------------------------------------------------------------------------------------------------
+# include patterns
+
+
+def test_include_that_matches_no_file(bundle):
+    bundle.edit("databricks.yml", "  - resources/*.yml\n", "  - resource/*.yml\n")
+    problems = bundle.problems("prod")
+    include = [p for p in problems if p.key.startswith("include")]
+    assert [(p.check, p.file, p.key) for p in include] == [("paths", "databricks.yml", "include[0]")]
+    assert "include pattern 'resource/*.yml' matches no file" in include[0].message
+    assert "would delete" in include[0].message
+
+
+def test_include_of_a_file_that_does_not_exist(bundle):
+    bundle.edit("databricks.yml", "  - resources/*.yml\n", "  - resources/*.yml\n  - resources/alerts.yml\n")
+    problem = only(bundle.problems(), "load")
+    assert "databricks.yml: include: resources/alerts.yml does not match any file" in str(problem)
+
+
+# --------------------------------------------------------------------------------------------------
+# limits: timeouts, concurrency, retries
+
+
+@pytest.mark.parametrize(("file", "old", "new", "key", "expected"), [
+    ("resources/training_job.yml", "      timeout_seconds: 14400\n", "      timeout_seconds: -1\n",
+     "resources.jobs.training.timeout_seconds", "timeout_seconds is -1: must be 0 (no timeout)"),
+    ("resources/ingestion_job.yml", "      max_concurrent_runs: 1\n", "      max_concurrent_runs: 0\n",
+     "resources.jobs.ingestion.max_concurrent_runs", "max_concurrent_runs is 0: must be at least 1"),
+    ("resources/batch_scoring_job.yml", "        - task_key: score\n",
+     "        - task_key: score\n          timeout_seconds: -60\n",
+     "resources.jobs.batch_scoring.tasks[0].timeout_seconds", "timeout_seconds is -60: must be 0 (no timeout)"),
+    ("resources/monitoring_job.yml", "        - task_key: monitor\n",
+     "        - task_key: monitor\n          max_retries: -2\n",
+     "resources.jobs.monitoring.tasks[0].max_retries", "max_retries is -2: must be -1 (retry without limit)"),
+])
+def test_negative_timeouts_concurrency_and_retries(bundle, file, old, new, key, expected):
+    bundle.edit(file, old, new)
+    problem = only(bundle.problems(), "jobs")
+    assert (problem.file, problem.key) == (file, key)
+    assert expected in problem.message
+
+
+def test_unlimited_retries_and_no_timeout_are_fine(bundle):
+    bundle.edit("resources/monitoring_job.yml", "        - task_key: monitor\n",
+                "        - task_key: monitor\n          max_retries: -1\n          timeout_seconds: 0\n")
+    assert bundle.problems() == []

@@ -55,7 +55,7 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
         argv,
         [*TARGET, "experiment_name", "model_name"],
         {"train_start": "", "train_end": "", "delay_days": "7", "test_days": "7", "candidate_model": "xgboost",
-         "n_estimators": "200", "max_depth": "4", "learning_rate": "0.05", "seed": "42"},
+         "n_estimators": "200", "max_depth": "4", "learning_rate": "0.05", "seed": "42", "git_commit": ""},
     )
     lakehouse = target_lakehouse(p)
     delay, test_days = parse_int(p["delay_days"], "delay_days"), parse_int(p["test_days"], "test_days")
@@ -89,6 +89,7 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
         candidate_model=p["candidate_model"],
         xgb_params=xgb_params,
         table_versions=versions,
+        git_commit=p["git_commit"] or None,
     )
     set_task_value("model_version", result["registered_version"])
     return report("train", result)

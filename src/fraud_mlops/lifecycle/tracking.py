@@ -24,6 +24,10 @@ def configure_mlflow(config: LakehouseConfig, experiment_name: str | None = None
         The experiment id, or None without ``experiment_name``.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # A model's environment is its pip_requirements (training.model_pip_requirements). MLflow 3 would
+    # also copy the repository's uv.lock into every model: that lock describes the development
+    # environments (.venv, .venv-connect), not what the model needs where it is served.
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     if config.backend == "delta-rs" and config.local_root is not None:
         config.local_root.mkdir(parents=True, exist_ok=True)  # the sqlite store lives there
     mlflow.set_tracking_uri(config.mlflow_tracking_uri())

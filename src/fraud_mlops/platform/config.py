@@ -10,13 +10,14 @@ No task builds a path itself: it asks :class:`LakehouseConfig` for a :class:`Tab
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from bundlekit.task_runtime import on_databricks
 
-__all__ = ["LakehouseConfig", "TableRef", "on_databricks"]
+__all__ = ["LakehouseConfig", "TableRef", "databricks_connect_installed", "on_databricks", "uses_workspace"]
 
 #: Environment variable naming the folder that holds the local lakehouse.
 LOCAL_ROOT_ENV = "FRAUD_MLOPS_LOCAL_ROOT"
@@ -35,6 +36,21 @@ GOLD_FEATURES = "gold_transaction_features"
 GOLD_DAILY_SUMMARY = "gold_daily_fraud_summary"
 PREDICTIONS = "predictions"
 MONITORING_METRICS = "monitoring_metrics"
+
+
+def databricks_connect_installed() -> bool:
+    """True when ``databricks-connect`` is installed (it provides ``databricks.connect``): this process
+    then works against a Databricks workspace from outside it (``make connect-setup``)."""
+    try:
+        return importlib.util.find_spec("databricks.connect") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def uses_workspace() -> bool:
+    """True when tables and MLflow are the workspace's: inside a Databricks Runtime, or through
+    Databricks Connect. Otherwise everything is local (delta-rs folders, sqlite MLflow)."""
+    return on_databricks() or databricks_connect_installed()
 
 
 @dataclass(frozen=True)
@@ -82,12 +98,13 @@ class LakehouseConfig:
 
     @classmethod
     def from_env(cls, catalog: str, schema: str) -> LakehouseConfig:
-        """Build the config for this process: Spark Delta on Databricks, delta-rs elsewhere.
+        """Build the config for this process: Spark's Delta (Unity Catalog) on Databricks and through
+        Databricks Connect, delta-rs elsewhere.
 
         ``FRAUD_MLOPS_TABLE_BACKEND`` overrides the choice; ``FRAUD_MLOPS_LOCAL_ROOT`` sets the local
         folder (default ``./.lakehouse``).
         """
-        backend = os.environ.get(BACKEND_ENV) or ("spark" if on_databricks() else "delta-rs")
+        backend = os.environ.get(BACKEND_ENV) or ("spark" if uses_workspace() else "delta-rs")
         if backend not in ("spark", "delta-rs"):
             raise ValueError(f"{BACKEND_ENV} must be 'spark' or 'delta-rs', got {backend!r}")
         root = None
@@ -113,21 +130,23 @@ class LakehouseConfig:
         return path
 
     def mlflow_tracking_uri(self) -> str:
-        """``databricks`` on Databricks; ``sqlite:///<local_root>/mlflow.db`` locally."""
-        if self.backend == "spark" and on_databricks():
+        """``databricks`` (the workspace's tracking server, also through Databricks Connect, with the same
+        profile); ``sqlite:///<local_root>/mlflow.db`` locally."""
+        if self.backend == "spark" and uses_workspace():
             return "databricks"
         root = self.local_root or Path(DEFAULT_LOCAL_ROOT).resolve()
         return f"sqlite:///{root / 'mlflow.db'}"
 
     def mlflow_registry_uri(self) -> str:
-        """``databricks-uc`` (Unity Catalog models) on Databricks; the sqlite store locally."""
-        if self.backend == "spark" and on_databricks():
+        """``databricks-uc`` (Unity Catalog models) on Databricks and through Databricks Connect; the
+        sqlite store locally."""
+        if self.backend == "spark" and uses_workspace():
             return "databricks-uc"
         return self.mlflow_tracking_uri()
 
     def mlflow_artifact_root(self) -> str | None:
-        """Local folder for MLflow artifacts (``<local_root>/mlartifacts``); None on Databricks."""
-        if self.backend == "spark" and on_databricks():
+        """Local folder for MLflow artifacts (``<local_root>/mlartifacts``); None on a workspace."""
+        if self.backend == "spark" and uses_workspace():
             return None
         root = self.local_root or Path(DEFAULT_LOCAL_ROOT).resolve()
         return (root / "mlartifacts").as_uri()
