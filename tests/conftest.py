@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("SPARK_MASTER", "local[2]")
 os.environ.setdefault("SPARK_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("SPARK_DRIVER_MEMORY", "2g")
+# Local job locks of in-process runs go to a folder of this test session, not the repository's lakehouse.
+os.environ.setdefault("BUNDLEKIT_LOCK_DIR", tempfile.mkdtemp(prefix="bundlekit-locks-"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_LANDING = REPO_ROOT / "data" / "transactions"

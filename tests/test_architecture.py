@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "fraud_mlops.lifecycle": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion"},
     "fraud_mlops.jobs": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle"},
     "fraud_mlops.demo": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle"},
-    "fraud_mlops.cli": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.demo"},
+    "fraud_mlops.cli": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.demo"},
 }
 PROJECT_PACKAGES = ("bundlekit", "fraud_mlops")
 

@@ -280,7 +280,7 @@ def test_model_and_experiment_resources():
     assert b.resources["registered_models"]["fraud_detector"] == {
         "catalog_name": "fraud_staging", "schema_name": "fraud", "name": "fraud_detector",
         "comment": b.resources["registered_models"]["fraud_detector"]["comment"]}
-    assert b.resources["experiments"]["fraud_detector"]["name"] == "/Shared/fraud-mlops/staging/fraud-detector"
+    assert b.resources["experiments"]["fraud_detector_experiment"]["name"] == "/Shared/fraud-mlops/staging/fraud-detector"
     assert b.source_of("resources.jobs.training").name == "training_job.yml"
     assert b.source_of("resources.registered_models.fraud_detector").name == "model.yml"
 
@@ -300,5 +300,5 @@ def test_typed_resource_classes_accept_our_resources():
             assert bundles_jobs.Job.from_dict(job).as_dict() == job, f"{target}: {key}"
         model = b.resources["registered_models"]["fraud_detector"]
         assert registered_models.RegisteredModel.from_dict(model).as_dict() == model
-        experiment = b.resources["experiments"]["fraud_detector"]
+        experiment = b.resources["experiments"]["fraud_detector_experiment"]
         assert experiments.MlflowExperiment.from_dict(experiment).as_dict() == experiment

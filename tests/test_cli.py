@@ -107,3 +107,70 @@ def test_bundlekit_command_runs_any_bundle_without_the_fraud_set_up(fake_resolve
     assert out.startswith("bundlekit: bundle fraud-mlops target dev (mode development)\n")
     assert bundlekit_cli.main(["run", "nope", "--bundle-root", str(REPO_ROOT)]) == bundlekit_cli.EXIT_CONFIG_ERROR
     assert "bundlekit: error:" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def fake_landing(monkeypatch, tmp_path):
+    """``landing`` commands against stand-ins of the bronze library (no Spark): records the calls."""
+    from fraud_mlops.medallion import bronze
+    from fraud_mlops.platform import session
+
+    monkeypatch.setenv("FRAUD_MLOPS_LOCAL_ROOT", str(tmp_path / "lh"))
+    monkeypatch.setattr(session, "get_spark", lambda *a, **k: "no-spark")
+    calls: list[dict] = []
+
+    def acknowledge(lakehouse, file, reason, by, landing_path=None):
+        calls.append({"catalog": lakehouse.config.catalog, "schema": lakehouse.config.schema, "file": file,
+                      "reason": reason, "by": by, "landing_path": landing_path})
+        if file == "good.csv.gz":
+            raise bronze.FileNotRejectedError("good.csv.gz is ingested, not rejected: only a rejected file ...")
+        return {"source_file": f"{landing_path}/{file}", "error": "EOFError: cut", "acknowledged_by": by,
+                "ingested_at": "2018-08-01 02:00:00", "note": reason}
+
+    statuses = [
+        {"source_file": "/l/b.csv.gz", "status": "ingested", "rows": 1234, "error": None, "note": None,
+         "acknowledged_by": None, "attempts": 0, "last_at": "t1"},
+        {"source_file": "/l/a.csv.gz", "status": "rejected", "rows": 0, "error": "EOFError: cut", "note": None,
+         "acknowledged_by": None, "attempts": 3, "last_at": "t2"},
+        {"source_file": "/l/c.csv", "status": "empty", "rows": 0, "error": None, "note": "header only: no rows",
+         "acknowledged_by": None, "attempts": 0, "last_at": "t3"},
+    ]
+    monkeypatch.setattr(bronze, "acknowledge_rejected_file", acknowledge)
+    monkeypatch.setattr(bronze, "landing_status", lambda lakehouse: statuses)
+    return calls
+
+
+def test_cli_landing_reject_uses_the_target_and_refuses_what_is_not_rejected(fake_landing, capsys):
+    from bundlekit.loader import local_user_name
+
+    rc = cli.main(["landing", "reject", "a.csv.gz", "--reason", "resent as a-v2.csv.gz", "--target", "staging",
+                   "--var", "landing_path=/Volumes/x/y/landing", "--bundle-root", str(REPO_ROOT)])
+    assert rc == 0
+    assert fake_landing == [{"catalog": "fraud_staging", "schema": "fraud", "file": "a.csv.gz",
+                             "reason": "resent as a-v2.csv.gz", "by": local_user_name(),
+                             "landing_path": "/Volumes/x/y/landing"}]
+    assert "acknowledged /Volumes/x/y/landing/a.csv.gz (error: EOFError: cut)" in capsys.readouterr().out
+    assert cli.main(["landing", "reject", "good.csv.gz", "--reason", "x", "--bundle-root", str(REPO_ROOT)]) == 2
+    assert "fraud-mlops: error: good.csv.gz is ingested, not rejected" in capsys.readouterr().err
+    assert fake_landing[-1]["landing_path"] == "/Volumes/fraud_dev/fraud/landing/transactions"  # dev default
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["landing", "reject", "a.csv.gz", "--bundle-root", str(REPO_ROOT)])
+    assert exited.value.code == 2 and "--reason" in capsys.readouterr().err
+    assert cli.main(["landing", "reject", "a.csv.gz", "--reason", "x", "--target", "nope",
+                     "--bundle-root", str(REPO_ROOT)]) == 2
+    assert "unknown target 'nope'" in capsys.readouterr().err
+    assert len(fake_landing) == 2
+
+
+def test_cli_landing_status_lists_rejected_files_first(fake_landing, capsys):
+    assert cli.main(["landing", "status", "--bundle-root", str(REPO_ROOT)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "fraud_dev.fraud.bronze_ingestion_log (landing /Volumes/fraud_dev/fraud/landing/transactions): 3 file(s)"
+    assert lines[1:] == [
+        "  rejected      /l/a.csv.gz  EOFError: cut (3 attempt(s), last t2)",
+        "  empty         /l/c.csv  header only: no rows",
+        "  ingested      /l/b.csv.gz  1,234 rows",
+        "  1 rejected, 0 acknowledged, 1 empty, 1 ingested",
+    ]
+    assert cli.main(["landing", "status", "--json", "--bundle-root", str(REPO_ROOT)]) == 0
+    assert [f["status"] for f in json.loads(capsys.readouterr().out)] == ["ingested", "rejected", "empty"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from bundlekit.loader import Bundle, BundleError, find_bundle_root, load_bundle
 from bundlekit.runner import RunnerError, job_parameter_defaults, run_job, task_type
-from bundlekit.validate import validate_targets
+from bundlekit.validate import AUTO, validate_targets
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -79,15 +79,24 @@ def add_bundle_commands(sub: Any, prog: str, before_run: BeforeRun | None = None
 
     p_val = sub.add_parser(
         "validate", help="check the bundle offline for every target (or --target T), like `databricks bundle validate`",
-        description="Validate databricks.yml and resources/*.yml without a workspace: resource fields against the "
-                    "databricks-bundles typed classes, variables, wheel entry points and paths, task graphs and "
-                    "job parameters, Quartz schedules, the prod rules (production mode, run_as a service "
-                    "principal, group permissions) and secret-looking literals in any YAML file. Every problem "
-                    "names the file and the key. Exit status 2 when any target has a problem.")
+        description="Validate databricks.yml and its includes without a workspace. Compatibility (every bundle): "
+                    "what the pinned Databricks CLI's `bundle validate` checks (its errors are errors, its "
+                    "warnings warnings) and what the Jobs and Unity Catalog APIs would refuse at deploy time. "
+                    "Policy (opt-in, bundlekit-policy.yml next to databricks.yml, or --policy NAME): stricter "
+                    "rules such as a production target running as a service principal and no literal secrets. "
+                    "Every problem names file:line:column and the key. Exit status 2 when any target has an "
+                    "error; warnings pass unless --strict (or the policy's strict: true).")
     p_val.add_argument("--target", "-t", action="append", default=[], metavar="TARGET",
                        help="target to validate (repeatable; default: every target in databricks.yml)")
     p_val.add_argument("--var", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
-                       help="set a bundle variable, as `databricks bundle validate --var` (repeatable)")
+                       help="set a bundle variable, as `databricks bundle validate --var` (repeatable; a name "
+                            "given twice is an error, as in the CLI)")
+    p_val.add_argument("--policy", default=None, metavar="NAME",
+                       help="policy to apply: a name (production), or none for compatibility only (default: "
+                            "the bundle's bundlekit-policy.yml, if it has one)")
+    p_val.add_argument("--strict", action="store_true", help="treat warnings as errors, as `bundle validate --strict`")
+    p_val.add_argument("--output", "-o", choices=("text", "json"), default="text",
+                       help="text (default) or json: every problem with severity, file, line, column and key")
     add_bundle_root_option(p_val)
     p_val.set_defaults(func=cmd_validate, prog=prog)
 
@@ -211,21 +220,30 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    reports = validate_targets(bundle_root(args), args.target or None, dict(args.var))
-    if not reports:
-        print(f"{args.prog}: databricks.yml declares no targets", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+    """Validate every target (or ``--target``s): problems named by file:line:column and key, errors
+    fail (exit 2), warnings are printed and pass (unless ``--strict`` or the bundle's policy says so)."""
+    policy = args.policy if args.policy is not None else AUTO
+    reports = validate_targets(bundle_root(args), args.target or None, list(args.var), policy=policy,
+                               strict=args.strict)
+    if args.output == "json":
+        print(json.dumps([{"target": r.target, "ok": r.ok, "policy": r.policy.name if r.policy else None,
+                           "problems": [p.as_dict() for p in r.problems]} for r in reports], indent=2))
+        return EXIT_OK if all(r.ok for r in reports) else EXIT_CONFIG_ERROR
     failed = 0
     for report in reports:
+        policy_note = f"; policy {report.policy.name}" if report.policy else ""
+        warnings = report.warnings
         if report.ok and report.bundle is not None:
             jobs = report.bundle.jobs
+            note = f"; {len(warnings)} warning(s)" if warnings else ""
             print(f"bundle {report.bundle.name} target {report.target}: OK "
-                  f"({len(jobs)} jobs: {', '.join(jobs)}; mode {report.bundle.mode or 'default'})")
+                  f"({len(jobs)} jobs: {', '.join(jobs)}; mode {report.bundle.mode or 'default'}{policy_note}{note})")
+            for problem in warnings:
+                print(f"  warning [{problem.check}] {problem}")
             continue
         failed += 1
-        print(f"target {report.target}: {len(report.problems)} problem(s)", file=sys.stderr)
+        print(f"target {report.target}: {len(report.errors)} error(s), {len(warnings)} warning(s){policy_note}",
+              file=sys.stderr)
         for problem in report.problems:
-            print(f"  [{problem.check}] {problem}", file=sys.stderr)
+            print(f"  {problem.severity} [{problem.check}] {problem}", file=sys.stderr)
     return EXIT_CONFIG_ERROR if failed else EXIT_OK
-
-

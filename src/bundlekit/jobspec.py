@@ -32,7 +32,7 @@ TASK_TYPES = (
     "python_wheel_task", "condition_task", "run_job_task", "notebook_task", "spark_python_task",
     "spark_jar_task", "spark_submit_task", "pipeline_task", "sql_task", "dbt_task", "for_each_task",
     "clean_rooms_notebook_task", "dashboard_task", "power_bi_task", "gen_ai_compute_task", "alert_task",
-    "dbt_cloud_task", "dbt_platform_task",
+    "dbt_cloud_task", "dbt_platform_task", "ai_runtime_task", "python_operator_task",
 )
 RUN_IF_VALUES = ("ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED",
                  "AT_LEAST_ONE_FAILED")
@@ -179,10 +179,13 @@ def _reference_problem(ref: str, declared: Mapping[str, str], upstream: set[str]
     if ref.startswith("secrets/"):
         return None  # a secret reference ({{secrets/<scope>/<key>}}), resolved by Databricks
     if parts[:2] == ["job", "parameters"]:
-        if len(parts) != 3:
+        name = ref[len("job.parameters."):] if ref.startswith("job.parameters.") else ""
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]  # {{job.parameters.[name]}}: a name with characters a plain reference cannot hold
+        elif len(parts) != 3:
             return "use {{job.parameters.<name>}}"
-        if parts[2] not in declared:
-            return f"job parameter {parts[2]!r} is not declared (declared: {', '.join(declared) or 'none'})"
+        if name not in declared:
+            return f"job parameter {name!r} is not declared (declared: {', '.join(declared) or 'none'})"
         return None
     if parts[0] == "tasks":
         if len(parts) < 3:
@@ -207,7 +210,9 @@ def _task_keys(tasks: list[Any], problems: list[Problem]) -> dict[str, int]:
     index: dict[str, int] = {}
     for i, task in enumerate(tasks):
         key = task.get("task_key") if isinstance(task, dict) else None
-        if not key:
+        if isinstance(key, (dict, list)):
+            problems.append((f"tasks[{i}].task_key", "the task's task_key is not a string"))
+        elif not key:
             problems.append((f"tasks[{i}].task_key", "the task has no task_key"))
         elif key in index:
             problems.append((f"tasks[{i}].task_key", f"task_key {key!r} is used twice (also tasks[{index[key]}])"))
@@ -221,9 +226,12 @@ def _dependencies(tasks: list[Any], index: Mapping[str, int], problems: list[Pro
     for key, i in index.items():
         task = tasks[i]
         deps[key] = []
-        for j, d in enumerate(task.get("depends_on") or []):
+        depends_on = task.get("depends_on") or []
+        for j, d in enumerate(depends_on if isinstance(depends_on, list) else []):
             where = f"tasks[{i}].depends_on[{j}]"
             dep = d.get("task_key") if isinstance(d, dict) else None
+            if isinstance(dep, (dict, list)):
+                dep = None
             if dep not in index:
                 known = ", ".join(index)
                 problems.append((f"{where}.task_key",
@@ -250,12 +258,13 @@ def _task_body_problems(task: Mapping[str, Any], i: int, key: str) -> list[Probl
     if run_if not in RUN_IF_VALUES:
         problems.append((f"tasks[{i}].run_if", f"task {key!r}: run_if {run_if!r} is not one of {', '.join(RUN_IF_VALUES)}"))
     if ttype == "condition_task":
-        op = (task["condition_task"] or {}).get("op")
+        body = task["condition_task"]
+        op = body.get("op") if isinstance(body, dict) else None
         if op not in CONDITION_OPS:
             problems.append((f"tasks[{i}].condition_task.op",
                              f"task {key!r}: condition op {op!r} is not one of {', '.join(CONDITION_OPS)}"))
     if ttype == "python_wheel_task":
-        pwt = task["python_wheel_task"] or {}
+        pwt = task["python_wheel_task"] if isinstance(task["python_wheel_task"], dict) else {}
         for name in ("package_name", "entry_point"):
             if not pwt.get(name):
                 problems.append((f"tasks[{i}].python_wheel_task.{name}", f"task {key!r}: python_wheel_task needs {name}"))
@@ -299,33 +308,53 @@ def _kahn(deps: Mapping[str, list[str]], order: list[str]) -> tuple[list[str], s
     return planned, None
 
 
-def job_problems(job: Mapping[str, Any]) -> list[Problem]:
+#: The parts of :func:`job_problems`: ``tasks`` (the job has tasks), ``graph`` (task keys, types,
+#: ``depends_on``, outcomes, cycles), ``fields`` (``run_if``, condition ``op``, a wheel task's
+#: ``package_name`` and ``entry_point``) and ``references`` (job parameters and dynamic value references).
+JOB_CHECK_PARTS = ("tasks", "graph", "fields", "references")
+
+
+def job_problems(job: Mapping[str, Any], parts: tuple[str, ...] = JOB_CHECK_PARTS) -> list[Problem]:
     """Everything wrong with the job's task graph and references, as ``(key, message)`` pairs.
 
     ``key`` is relative to the job definition (``tasks[2].run_if``, ``parameters[0].default``, ``tasks``
-    for a cycle). An empty list means the job is well formed. Never raises for malformed input.
+    for a cycle). An empty list means the job is well formed. ``parts`` selects which checks run
+    (:data:`JOB_CHECK_PARTS`; the local runner runs them all). Never raises for malformed input.
     """
     problems: list[Problem] = []
     tasks = job.get("tasks") or []
     if not isinstance(tasks, list) or not tasks:
-        return [("tasks", "the job has no tasks")]
+        return [("tasks", "the job has no tasks")] if "tasks" in parts else []
     declared: dict[str, str] = {}
-    for i, p in enumerate(job.get("parameters") or []):
+    parameters = job.get("parameters") or []
+    for i, p in enumerate(parameters if isinstance(parameters, list) else []):
         if not isinstance(p, dict) or not p.get("name"):
-            problems.append((f"parameters[{i}].name", "the job parameter has no name"))
+            if "references" in parts:
+                problems.append((f"parameters[{i}].name", "the job parameter has no name"))
             continue
         declared[str(p["name"])] = render(p.get("default", ""))
+        if "references" not in parts:
+            continue
         for at, ref in dynamic_references_at(p.get("default"), f"parameters[{i}].default"):
             if ref.startswith(("job.parameters.", "tasks.", "task.")):
                 problems.append((at, f"parameter {p['name']!r}: {{{{{ref}}}}} cannot be used in a parameter default"))
 
-    index = _task_keys(tasks, problems)
-    deps = _dependencies(tasks, index, problems)
+    graph: list[Problem] = []
+    index = _task_keys(tasks, graph)
+    deps = _dependencies(tasks, index, graph)
     for key, i in index.items():
-        problems.extend(_task_body_problems(tasks[i], i, key))
+        for at, message in _task_body_problems(tasks[i], i, key):
+            is_field = at.endswith((".run_if", ".op", ".package_name", ".entry_point"))
+            if ("fields" if is_field else "graph") in parts:
+                problems.append((at, message))
+    if "graph" in parts:
+        problems.extend(graph)
     _, cycle = _kahn(deps, list(index))
     if cycle:
-        problems.append(("tasks", f"dependency cycle: {cycle}"))
+        if "graph" in parts:
+            problems.append(("tasks", f"dependency cycle: {cycle}"))
+        return problems
+    if "references" not in parts:
         return problems
 
     for key, i in index.items():

@@ -4,38 +4,47 @@ The bundle is the one definition of our jobs: the Databricks CLI deploys it, and
 (:mod:`bundlekit.runner`) runs the very same job definitions in-process. This module reproduces the
 part of the CLI's configuration processing that a local run needs, without a workspace connection:
 
+* Files are read as the CLI reads them (:mod:`bundlekit.yamlsource`): YAML 1.2 scalars (``on`` and
+  ``yes`` are strings, dates stay text), string keys only, one ``<<`` merge key per mapping.
 * ``include`` globs (relative to the bundle root) are loaded and merged; a resource defined twice is
   an error naming both files. As in the CLI, an include without glob characters that names no file
-  is an error; a glob that matches nothing loads nothing and is listed in
-  :attr:`Bundle.unmatched_includes` (the validator reports it: a deploy would delete what it defined).
-* The target is selected (``default: true`` when none is given) and its overrides are merged:
-  ``variables``, ``resources``, ``workspace``, ``run_as``, ``artifacts``, ``presets``, ``mode`` ...
-  Like the CLI, a job's ``tasks`` are merged by ``task_key``, ``job_clusters`` by ``job_cluster_key``
-  and ``parameters`` by ``name``; every other list is appended to, including a job's
-  ``environments`` and the lists inside a merged task (``libraries``). Which file set a value is
-  tracked down to the merged task field (:meth:`Bundle.source_of`), so that relative paths a target
-  adds resolve against ``databricks.yml`` and errors name the file that set the key.
+  is an error, a file that is not YAML or JSON is an error, and a glob that matches nothing loads
+  nothing and is listed in :attr:`Bundle.unmatched_includes`. Sections the CLI does not know (a
+  ``definitions:`` block of YAML anchors ...) are dropped, unresolved.
+* The target is selected (``default: true`` when none is given) and its overrides are merged, part
+  by part when several files declare parts of it: ``variables``, ``resources``, ``workspace``,
+  ``artifacts``, ``presets``, ``mode`` ...; ``run_as`` is replaced. Like the CLI, a job's ``tasks``
+  are merged by ``task_key``, ``job_clusters`` by ``job_cluster_key``, ``parameters`` by ``name`` (a
+  pipeline's ``clusters`` by ``label``); every other list is appended to, including a job's
+  ``environments`` and the lists inside a merged task (``libraries``). Values of kinds the CLI
+  cannot merge (a reference and a list) are an error; a target's plain value where a mapping belongs
+  is dropped with a warning (:attr:`Bundle.warnings`), as the CLI's normalisation drops it. Which
+  file set a value is tracked down to the merged task field (:meth:`Bundle.source_of`), so that
+  relative paths resolve against the file that sets them and errors name the file that set the key.
 * ``bundle.git`` (``commit``, ``branch``, ``origin_url``, ``actual_branch``, ``bundle_root_path``) is
   read from the git checkout holding the bundle root, as the CLI does at deploy time
   (:func:`git_details`); values the configuration sets win (``commit``/``origin_url``/``branch``), and
   all are empty strings outside a git checkout or without git.
-* Variable values, highest precedence first: ``overrides`` (``--var k=v``), ``BUNDLE_VAR_<name>``
-  environment variables, ``.databricks/bundle/<target>/variable-overrides.json``, the target's
-  ``variables`` block, the declaration's ``default``. Like the CLI, every declared variable must have
-  a value for the selected target.
+* Variable values, highest precedence first: a ``value`` in the declaration, ``overrides`` (``--var
+  k=v``; a name given twice is an error), ``BUNDLE_VAR_<name>`` environment variables,
+  ``.databricks/bundle/<target>/variable-overrides.json``, the target's ``variables`` block (a
+  mapping or list there is the value, ``type: complex`` or not), the declaration's ``default`` (a
+  null ``default:`` is none). Like the CLI, every declared variable must have a value for the
+  selected target; a ``lookup`` needs ``--var`` locally (``lookups="keep"`` leaves its references).
 * ``${...}`` references are resolved recursively: ``${var.x}`` (variables may reference each other),
   ``${bundle.target}``, ``${bundle.name}``, ``${bundle.git.commit}`` (and the other ``bundle.git``
   fields), ``${workspace.current_user.userName}`` (the local user name),
   ``${workspace.current_user.short_name}``, ``${workspace.root_path}`` ... and
   ``${resources.<type>.<key>.<field>}`` for fields present in the configuration. References that
-  only exist after a deployment (``${resources.jobs.<key>.id}``, ``url`` ...) are kept verbatim; the
-  runner understands ``${resources.jobs.<key>.id}`` in ``run_job_task``.
+  only exist after a deployment (``${resources.jobs.<key>.id}``, ``url`` ...) and those the CLI does
+  not resolve while loading (``${artifacts...}``) are kept verbatim; the runner understands
+  ``${resources.jobs.<key>.id}`` in ``run_job_task``.
 * Job-run dynamic value references (``{{job.parameters.x}}`` ...) are left alone: the runner
   substitutes them when it runs a task.
 
 What is NOT reproduced: deployment-mode presets (the ``[dev <user>]`` name prefix, pausing),
-``lookup`` variables (pass them with ``--var``), path translation of libraries/notebooks, and
-Python-defined resources.
+resolving ``lookup`` variables, path translation of libraries/notebooks, and Python-defined
+resources.
 
 Errors are :class:`BundleError` (a :class:`ValueError`) naming the file and the key.
 """
@@ -48,12 +57,12 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bundlekit.yamlsource import read_yaml_file
 
 #: File names the CLI accepts for the bundle root configuration, in lookup order.
 BUNDLE_FILE_NAMES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
@@ -77,10 +86,21 @@ _GLOB_CHARS = "*?["
 # Target keys the CLI moves into the ``bundle`` mapping.
 _TARGET_BUNDLE_KEYS = ("git", "compute_id", "cluster_id")
 _VALID_MODES = (None, "development", "production")
+#: Top-level sections of a bundle configuration the loader keeps (as the pinned CLI's ``Root`` type
+#: declares them); others (``definitions:`` blocks of YAML anchors, typos) are dropped unresolved.
+CONFIG_SECTIONS = frozenset({
+    "bundle", "include", "workspace", "artifacts", "resources", "targets", "environments", "variables",
+    "sync", "run_as", "presets", "experimental", "permissions", "scripts", "python",
+})
 
 
 class BundleError(ValueError):
     """The bundle configuration is invalid or cannot be resolved for the requested target."""
+
+
+#: The reference prefixes the CLI resolves while loading (``mutator/resolve_variable_references.go``);
+#: others (``${artifacts...}``, ``${something.else}``) stay as written.
+_RESOLVED_PREFIXES = frozenset({"bundle", "workspace", "var", "variables", "resources"})
 
 
 class _Keep:
@@ -108,6 +128,8 @@ class Bundle:
         files: every configuration file loaded (``databricks.yml`` first, then the includes).
         unmatched_includes: ``include`` glob patterns that matched no file (a bundle that loads but
             lacks what those files should define).
+        warnings: ``(file, key, message)`` of what the CLI would warn about while loading: a target value
+            of the wrong kind it drops, complex variables that refer to each other in a cycle.
     """
 
     root: Path
@@ -121,6 +143,7 @@ class Bundle:
     sources: dict[str, Path] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
     unmatched_includes: tuple[str, ...] = ()
+    warnings: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -193,19 +216,30 @@ def local_user_name() -> str:
 def load_bundle(
     root: Path | str,
     target: str | None = None,
-    overrides: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     *,
     env: Mapping[str, str] | None = None,
     user_name: str | None = None,
+    lookups: str = "error",
+    git: Mapping[str, str] | None = None,
+    merge_keyed_lists: bool = False,
 ) -> Bundle:
     """Load the bundle at ``root`` and resolve it for ``target``.
 
     Args:
         root: the bundle root folder (the one holding ``databricks.yml``) or the file itself.
         target: target name; None selects the target marked ``default: true``.
-        overrides: variable values that win over everything else (``--var k=v``).
+        overrides: variable values that win over everything else (``--var k=v``): a mapping, or
+            ``(name, value)`` pairs in the order given (a name given twice is an error, as in the CLI).
         env: environment for ``BUNDLE_VAR_<name>`` and ``DATABRICKS_HOST`` (default: ``os.environ``).
         user_name: stands in for ``${workspace.current_user.userName}`` (default: the local user).
+        lookups: what a ``lookup`` variable without a value becomes: ``"error"`` (a local run needs its
+            value) or ``"keep"`` (its references stay ``${var.name}``, as for a value only the
+            workspace knows; the offline validator's choice).
+        git: ``bundle.git`` facts already read with :func:`git_details` (default: read them now).
+        merge_keyed_lists: merge a job's tasks (job clusters, parameters; a pipeline's clusters) that
+            share a key into one, as the CLI does before deploying (the offline validator's choice);
+            by default two tasks with one ``task_key`` stay two (the local runner reports them).
 
     Raises:
         BundleError: unreadable/invalid YAML, unknown target, undeclared or unset variable, an
@@ -219,8 +253,15 @@ def load_bundle(
         main_file = bundle_file(root_path)
     env = os.environ if env is None else env
     user = user_name or local_user_name()
+    given = _variable_overrides(overrides)
 
-    config, sources, files, unmatched = _load_with_includes(main_file, root_path)
+    config, sources, files, unmatched, fragments = _load_with_includes(main_file, root_path)
+    if "targets" not in config and isinstance(config.get("environments"), dict):
+        config["targets"] = config["environments"]  # the CLI's deprecated name for targets
+        fragments = {f"targets.{k[len('environments.'):]}" if k.startswith("environments.") else k: v
+                     for k, v in fragments.items()}
+    for key in [k for k in config if k not in CONFIG_SECTIONS]:
+        config.pop(key)  # unknown sections (a definitions: block of anchors ...): the CLI drops them
     targets_cfg = config.pop("targets", None) or {}
     if not isinstance(targets_cfg, dict):
         raise BundleError(f"{main_file.name}: targets: must be a mapping of target names")
@@ -249,19 +290,27 @@ def load_bundle(
         raise BundleError(f"{relative_name(sources.get('targets', main_file), root_path)}: targets.{target}: must be a mapping")
     target_file = sources.get(f"targets.{target}", main_file)
 
-    mode = _merge_target(config, target_cfg, target, sources, target_file)
+    target_parts = fragments.get(f"targets.{target}") or [(target_file, target_cfg)]
+    warnings: list[tuple[str, str, str]] = []
+    mode = _merge_target(config, target_cfg, target, sources, target_parts, warnings, root_path)
     bundle_cfg = config.setdefault("bundle", {})
     if not isinstance(bundle_cfg, dict) or not bundle_cfg.get("name"):
         raise BundleError(f"{main_file.name}: bundle.name is required")
     bundle_cfg["target"] = target
     if mode is not None:
         bundle_cfg["mode"] = mode
-    _set_git_details(bundle_cfg, root_path, sources, main_file)
+    _set_git_details(bundle_cfg, root_path, sources, main_file, git)
 
-    _assign_variables(config, target_cfg, target, overrides or {}, env, sources, root_path, main_file, target_file)
+    _assign_variables(config, target_cfg, target, given, env, sources, root_path, main_file, target_file,
+                      keep_lookups=lookups == "keep")
 
     resolver = _Resolver(config, sources, root_path, target, user, env)
     resolved = resolver.resolve_all()
+    if merge_keyed_lists:
+        _merge_keyed_lists(resolved)
+    for name, spec in (resolved.get("variables") or {}).items():
+        if isinstance(spec, dict) and spec.get("value") is _KEEP:
+            spec["value"] = f"${{var.{name}}}"
     variables = {name: (spec or {}).get("value") for name, spec in (resolved.get("variables") or {}).items()}
     return Bundle(
         root=root_path,
@@ -275,6 +324,7 @@ def load_bundle(
         sources=sources,
         files=files,
         unmatched_includes=unmatched,
+        warnings=tuple(warnings + resolver.warnings),
     )
 
 
@@ -302,30 +352,40 @@ def _source_for(sources: Mapping[str, Path], dotted_path: str, root: Path) -> Pa
 
 
 def read_config_file(path: Path, root: Path) -> dict[str, Any]:
-    """One bundle configuration file as a mapping (empty file: ``{}``).
+    """One bundle configuration file as a mapping (empty file: ``{}``), read as the CLI reads YAML
+    (:mod:`bundlekit.yamlsource`: YAML 1.2 scalars, string keys, one ``<<`` per mapping).
 
     Raises:
         BundleError: the file cannot be read, is not valid YAML, or its top level is not a mapping.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise BundleError(f"{relative_name(path, root)}: invalid YAML: {exc}") from exc
+        parsed = read_yaml_file(path)
     except OSError as exc:
         raise BundleError(f"{relative_name(path, root)}: cannot read: {exc}") from exc
+    if parsed.issues:
+        issue = parsed.issues[0]
+        where = f"{relative_name(path, root)}:{issue.line}:{issue.column}" if issue.line else relative_name(path, root)
+        raise BundleError(f"{where}: {issue.key + ': ' if issue.key else ''}{issue.message}")
+    data = parsed.data
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise BundleError(f"{relative_name(path, root)}: the top level must be a mapping")
-    return data
+    return copy.deepcopy(data)  # the parse is cached: callers may change what they get
+
+
+#: ``{"targets.<name>": [(file, the part of the target that file declares), ...]}`` in load order.
+TargetFragments = dict[str, list[tuple[Path, dict[str, Any]]]]
 
 
 def _load_with_includes(
     main_file: Path, root: Path
-) -> tuple[dict[str, Any], dict[str, Path], tuple[Path, ...], tuple[str, ...]]:
+) -> tuple[dict[str, Any], dict[str, Path], tuple[Path, ...], tuple[str, ...], TargetFragments]:
     config = read_config_file(main_file, root)
     sources: dict[str, Path] = {"": main_file}
     _record_sources(config, main_file, sources)
+    fragments: TargetFragments = {}
+    _record_fragments(config, main_file, fragments)
 
     includes = config.pop("include", None) or []
     if isinstance(includes, str):
@@ -333,14 +393,18 @@ def _load_with_includes(
     if not isinstance(includes, list):
         raise BundleError(f"{main_file.name}: include: must be a list of glob patterns")
     seen: set[Path] = {main_file.resolve()}
+    seen.update((root / name).resolve() for name in BUNDLE_FILE_NAMES)
     files = [main_file]
     unmatched: list[str] = []
-    for pattern in includes:
+    for index, pattern in enumerate(includes):
         if not isinstance(pattern, str) or not pattern:
-            raise BundleError(f"{main_file.name}: include: {pattern!r} is not a glob pattern")
+            raise BundleError(f"{main_file.name}: include[{index}]: {pattern!r} is not a glob pattern")
         if Path(pattern).is_absolute():
-            raise BundleError(f"{main_file.name}: include: {pattern!r} must be relative to the bundle root")
-        matches = sorted(p for p in root.glob(pattern) if p.is_file())
+            raise BundleError(f"{main_file.name}: include[{index}]: {pattern!r} must be relative to the bundle root")
+        try:
+            matches = sorted(p for p in root.glob(pattern) if p.is_file())
+        except (ValueError, NotImplementedError, OSError) as exc:
+            raise BundleError(f"{main_file.name}: include[{index}]: invalid pattern {pattern!r}: {exc}") from exc
         if not matches:
             if not any(ch in pattern for ch in _GLOB_CHARS):  # as the CLI: a plain path must exist
                 raise BundleError(f"{main_file.name}: include: {pattern} does not match any file")
@@ -350,29 +414,46 @@ def _load_with_includes(
             if path in seen:
                 continue
             seen.add(path)
+            if path.suffix not in (".yml", ".yaml", ".json"):
+                raise BundleError(f"{main_file.name}: include[{index}]: {relative_name(path, root)}: files in the "
+                                  f"'include' section must be YAML or JSON files (to sync other files, list them "
+                                  f"under sync.include)")
             files.append(path)
             data = read_config_file(path, root)
-            if "include" in data:
-                raise BundleError(f"{relative_name(path, root)}: include: is only allowed in {main_file.name}")
-            if "bundle" in data and data["bundle"] != config.get("bundle"):
-                raise BundleError(f"{relative_name(path, root)}: bundle: can only be set in {main_file.name}")
-            data.pop("bundle", None)
+            data.pop("include", None)  # as the CLI: only the root file's includes apply (it warns)
+            _record_fragments(data, path, fragments)
             _merge_included(config, data, path, root, sources)
-    return config, sources, tuple(files), tuple(unmatched)
+    return config, sources, tuple(files), tuple(unmatched), fragments
+
+
+def _record_fragments(data: Mapping[str, Any], file: Path, fragments: TargetFragments) -> None:
+    for section in ("targets", "environments"):
+        targets = data.get(section)
+        if not isinstance(targets, dict):
+            continue
+        for name, cfg in targets.items():
+            if isinstance(cfg, dict):
+                fragments.setdefault(f"{section}.{name}", []).append((file, cfg))
 
 
 def _record_sources(data: Mapping[str, Any], file: Path, sources: dict[str, Path]) -> None:
-    for rtype, entries in (data.get("resources") or {}).items():
-        for key in entries or {}:
-            sources[f"resources.{rtype}.{key}"] = file
-    for name in data.get("variables") or {}:
-        sources[f"variables.{name}"] = file
-    for name in data.get("targets") or {}:
-        sources[f"targets.{name}"] = file
+    for section in ("resources", "variables", "targets", "scripts"):
+        if not isinstance(data.get(section), dict):
+            continue
+        if section == "resources":
+            for rtype, entries in data["resources"].items():
+                for key in entries if isinstance(entries, dict) else ():
+                    sources[f"resources.{rtype}.{key}"] = file
+        else:
+            for name in data[section]:
+                sources[f"{section}.{name}"] = file
 
 
 def _merge_included(config: dict[str, Any], data: dict[str, Any], path: Path, root: Path,
                     sources: dict[str, Path]) -> None:
+    def record(where: tuple[str | int, ...]) -> None:
+        sources[_dotted(where)] = path
+
     for top, value in data.items():
         if value is None:
             continue
@@ -380,12 +461,16 @@ def _merge_included(config: dict[str, Any], data: dict[str, Any], path: Path, ro
             if not isinstance(value, dict):
                 raise BundleError(f"{relative_name(path, root)}: resources: must be a mapping")
             resources = config.setdefault("resources", {})
+            if not isinstance(resources, dict):
+                raise BundleError(f"{relative_name(path, root)}: resources: must be a mapping")
             for rtype, entries in value.items():
                 if entries is None:
                     continue
                 if not isinstance(entries, dict):
                     raise BundleError(f"{relative_name(path, root)}: resources.{rtype}: must be a mapping")
                 existing = resources.setdefault(rtype, {})
+                if not isinstance(existing, dict):
+                    raise BundleError(f"{relative_name(path, root)}: resources.{rtype}: must be a mapping")
                 for key, definition in entries.items():
                     where = f"resources.{rtype}.{key}"
                     if key in existing:
@@ -393,61 +478,179 @@ def _merge_included(config: dict[str, Any], data: dict[str, Any], path: Path, ro
                         raise BundleError(f"{relative_name(path, root)}: {where}: already defined in {other}")
                     existing[key] = definition
                     sources[where] = path
-        elif top in ("variables", "targets"):
+        elif top in ("variables", "targets", "environments", "scripts"):
             if not isinstance(value, dict):
                 raise BundleError(f"{relative_name(path, root)}: {top}: must be a mapping")
             existing = config.setdefault(top, {})
+            if not isinstance(existing, dict):
+                raise BundleError(f"{relative_name(path, root)}: {top}: must be a mapping")
             for key, definition in value.items():
                 where = f"{top}.{key}"
-                if key in existing and top == "variables":
+                if key in existing and top in ("variables", "scripts"):
                     other = relative_name(sources.get(where, root), root)
                     raise BundleError(f"{relative_name(path, root)}: {where}: already declared in {other}")
-                existing[key] = _merge(existing[key], definition, (top, key)) if key in existing else definition
+                try:
+                    existing[key] = _merge(existing[key], definition, (top, key)) if key in existing else definition
+                except _MergeConflict as exc:
+                    raise BundleError(f"{relative_name(path, root)}: {exc}") from None
                 sources.setdefault(where, path)
+        elif top in config:
+            try:
+                config[top] = _merge(config[top], value, (top,), (top,), record)
+            except _MergeConflict as exc:
+                raise BundleError(f"{relative_name(path, root)}: {exc}") from None
         else:
-            config[top] = _merge(config[top], value, (top,)) if top in config else value
+            config[top] = copy.deepcopy(value)
+            sources[top] = path
+
+
+class _MergeConflict(Exception):
+    """Two values the CLI cannot merge (a mapping and a string ...), at ``where``."""
+
+    def __init__(self, where: str, base: str, override: str) -> None:
+        super().__init__(f"{where}: cannot merge {override} into {base}")
+        self.where = where
+        self.base = base
+        self.override = override
+
+
+def _kind(value: Any) -> str:
+    """The CLI's name for the kind of a YAML value (``map``, ``sequence``, ``string``, ``int`` ...)."""
+    if isinstance(value, dict):
+        return "map"
+    if isinstance(value, list):
+        return "sequence"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return "string" if isinstance(value, str) else type(value).__name__
+
+
+def _list_key(path: tuple[str, ...]) -> Callable[[Any], Any] | None:
+    """How the CLI matches the items of a list a target merges into: tasks by ``task_key``, job clusters
+    by ``job_cluster_key``, job parameters by ``name``, pipeline clusters by ``label``; None: appended."""
+    if len(path) == 4 and path[:2] == ("resources", "jobs") and path[3] in _JOB_LIST_KEYS:
+        name = _JOB_LIST_KEYS[path[3]]
+        return lambda item: item.get(name) if isinstance(item, dict) else None
+    if len(path) == 4 and path[:2] == ("resources", "pipelines") and path[3] == "clusters":
+        return lambda item: str(item.get("label") or "default").lower() if isinstance(item, dict) else None
+    return None
 
 
 def _merge(base: Any, override: Any, path: tuple[str, ...], where: tuple[str | int, ...] | None = None,
-           record: Callable[[tuple[str | int, ...]], None] | None = None) -> Any:
+           record: Callable[[tuple[str | int, ...]], None] | None = None,
+           drop: Callable[[str, str], None] | None = None) -> Any:
     """Merge ``override`` into ``base`` like the CLI: maps deep, keyed job lists by key, lists appended,
-    null keeps ``base``.
+    null keeps ``base``, scalars replaced; values of different kinds (a mapping and a string) do not merge.
 
     ``path`` is the key path used to recognise keyed job lists (list items by their key); ``where`` is
     the location in the merged result (list items by index), and ``record(where)`` is called for every
     location whose value now comes from ``override`` (to track which file set what).
+
+    With ``drop`` (a target's override), a plain value where the other side is a mapping or a list is
+    the one the CLI's normalisation drops before merging (a string where a mapping belongs): it is
+    left out and ``drop(key, message)`` reports it, as the CLI warns.
+
+    Raises:
+        _MergeConflict: the two values are of kinds the CLI does not merge.
     """
     loc: tuple[str | int, ...] = path if where is None else where
     if override is None:  # as the CLI: an empty (null) override keeps what is there
         return base
+    if base is None:
+        if record is not None:
+            record(loc)
+        return copy.deepcopy(override)
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for k, v in override.items():
             if k in base:
-                out[k] = _merge(base[k], v, (*path, str(k)), (*loc, k), record)
+                out[k] = _merge(base[k], v, (*path, str(k)), (*loc, k), record, drop)
             else:
                 out[k] = copy.deepcopy(v)
                 if record is not None:
                     record((*loc, k))
         return out
     if isinstance(base, list) and isinstance(override, list):
-        key = _JOB_LIST_KEYS.get(path[-1]) if len(path) == 4 and path[:2] == ("resources", "jobs") else None
+        key_of = _list_key(path)
         out_list = [copy.deepcopy(item) for item in base]
-        index = ({item.get(key): i for i, item in enumerate(out_list) if isinstance(item, dict)}
-                 if key is not None else {})
+        index: dict[Any, int] = {}
+        if key_of is not None:
+            for i, item in enumerate(out_list):
+                k = key_of(item)
+                if k is not None and _hashable(k):
+                    index.setdefault(k, i)
         for item in override:
-            k = item.get(key) if key is not None and isinstance(item, dict) else None
-            if k is not None and k in index:
+            k = key_of(item) if key_of is not None else None
+            if k is not None and _hashable(k) and k in index:
                 i = index[k]
-                out_list[i] = _merge(out_list[i], item, (*path, str(k)), (*loc, i), record)
+                out_list[i] = _merge(out_list[i], item, (*path, str(k)), (*loc, i), record, drop)
             else:
                 out_list.append(copy.deepcopy(item))
                 if record is not None:
                     record((*loc, len(out_list) - 1))
         return out_list
-    if record is not None and override != base:
-        record(loc)
+    if _kind(base) != _kind(override):
+        containers = (dict, list)
+        if drop is not None and isinstance(base, containers) and not isinstance(override, containers) \
+                and not (isinstance(override, str) and "${" in override):
+            drop(_dotted(loc), f"expected {_kind(base)}, found {_kind(override)}: the target's value is ignored")
+            return base
+        if drop is not None and isinstance(override, containers) and not isinstance(base, containers) \
+                and not (isinstance(base, str) and "${" in base):
+            drop(_dotted(loc), f"expected {_kind(override)}, found {_kind(base)}: the value is replaced by the "
+                               f"target's")
+            if record is not None:
+                record(loc)
+            return copy.deepcopy(override)
+        raise _MergeConflict(_dotted(loc), _kind(base), _kind(override))
+    if record is not None:
+        record(loc)  # as the CLI: the value's location is the last file that set it
     return copy.deepcopy(override)
+
+
+def _merge_keyed_lists(config: dict[str, Any]) -> None:
+    """Merge the items of a job's ``tasks``, ``job_clusters`` and ``parameters`` (and a pipeline's
+    ``clusters``) that share a key into the first of them, as the CLI does after merging a target
+    (``resourcemutator/merge_job_tasks.go`` ...): two tasks with one ``task_key`` are one task."""
+    resources = config.get("resources")
+    if not isinstance(resources, dict):
+        return
+    for rtype, fields in (("jobs", ("tasks", "job_clusters", "parameters")), ("pipelines", ("clusters",))):
+        entries = resources.get(rtype)
+        for definition in entries.values() if isinstance(entries, dict) else ():
+            if not isinstance(definition, dict):
+                continue
+            for name in fields:
+                items = definition.get(name)
+                key_of = _list_key(("resources", rtype, "_", name))
+                if not isinstance(items, list) or key_of is None:
+                    continue
+                merged: list[Any] = []
+                index: dict[Any, int] = {}
+                for item in items:
+                    k = key_of(item)
+                    if k is not None and _hashable(k) and k in index:
+                        try:
+                            merged[index[k]] = _merge(merged[index[k]], item, ("resources", rtype, "_", name, str(k)))
+                        except _MergeConflict:
+                            merged.append(item)
+                        continue
+                    if k is not None and _hashable(k):
+                        index[k] = len(merged)
+                    merged.append(item)
+                definition[name] = merged
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -495,59 +698,114 @@ def git_details(root: Path | str) -> dict[str, str]:
     }
 
 
-def _set_git_details(bundle_cfg: dict[str, Any], root: Path, sources: Mapping[str, Path], main_file: Path) -> None:
+def _set_git_details(bundle_cfg: dict[str, Any], root: Path, sources: Mapping[str, Path], main_file: Path,
+                     known: Mapping[str, str] | None = None) -> None:
     """Fill ``bundle.git`` from the checkout like the CLI: configured commit/branch/origin_url win."""
     configured = bundle_cfg.get("git") or {}
     if not isinstance(configured, dict):
         where = relative_name(sources.get("", main_file), root)
         raise BundleError(f"{where}: bundle.git: must be a mapping (branch, origin_url)")
-    found = git_details(root)
+    found = dict(known) if known is not None else git_details(root)
     git = dict(configured)
     for name in ("commit", "origin_url"):
         if not git.get(name):
-            git[name] = found[name]
+            git[name] = found.get(name, "")
     if not git.get("branch"):
-        git["branch"] = found["branch"]
+        git["branch"] = found.get("branch", "")
         git["inferred"] = True
-    git["actual_branch"] = found["actual_branch"]
-    git["bundle_root_path"] = found["bundle_root_path"]
+    git["actual_branch"] = found.get("actual_branch", "")
+    git["bundle_root_path"] = found.get("bundle_root_path", "")
     bundle_cfg["git"] = git
 
 
 def _merge_target(config: dict[str, Any], target_cfg: dict[str, Any], target: str,
-                  sources: dict[str, Path], target_file: Path) -> str | None:
-    mode = target_cfg.get("mode", (config.get("bundle") or {}).get("mode"))
-
-    def record(where: tuple[str | int, ...]) -> None:
-        # A value the target sets or adds inside what is defined elsewhere (a task's job_cluster_key,
-        # its libraries, a job's environments) is attributed to the target's file.
-        sources[_dotted(where)] = target_file
-
+                  sources: dict[str, Path], parts: list[tuple[Path, dict[str, Any]]],
+                  warnings: list[tuple[str, str, str]] | None = None, root: Path | None = None) -> str | None:
+    """Merge the selected target into ``config``, part by part (each file that declares a part of the
+    target, in load order), so that every value it sets is attributed to the file that sets it."""
+    bundle_section = config.get("bundle")
+    mode = target_cfg.get("mode", bundle_section.get("mode") if isinstance(bundle_section, dict) else None)
     if mode not in _VALID_MODES:
+        where = parts[-1][0].name if parts else BUNDLE_FILE_NAMES[0]
         raise BundleError(
-            f"{target_file.name}: targets.{target}.mode: {mode!r} is not 'development' or 'production'"
+            f"{where}: targets.{target}.mode: {mode!r} is not 'development' or 'production'"
         )
-    for key, value in target_cfg.items():
-        if key in ("default", "mode", "variables") or value is None:
-            continue
-        if key in _TARGET_BUNDLE_KEYS:
-            bundle_cfg = config.setdefault("bundle", {})
-            bundle_cfg[key] = _merge(bundle_cfg[key], value, ("bundle", key)) if key in bundle_cfg else value
-            continue
-        if key == "resources":
-            for rtype, entries in (value or {}).items():
-                for rkey in entries or {}:
-                    sources.setdefault(f"resources.{rtype}.{rkey}", target_file)
-        if key in config:
-            config[key] = _merge(config[key], value, (key,), (key,), record)
-        else:
-            config[key] = copy.deepcopy(value)
+    for target_file, part in parts:
+        def record(where: tuple[str | int, ...], file: Path = target_file) -> None:
+            # A value the target sets or adds inside what is defined elsewhere (a task's job_cluster_key,
+            # its libraries, a job's environments) is attributed to the file of the target's part.
+            sources[_dotted(where)] = file
+
+        for key, value in part.items():
+            if key in ("default", "mode", "variables") or value is None:
+                continue
+            if key in _TARGET_BUNDLE_KEYS:
+                bundle_cfg = config.setdefault("bundle", {})
+                if not isinstance(bundle_cfg, dict):
+                    raise BundleError(f"{target_file.name}: bundle: must be a mapping")
+                try:
+                    bundle_cfg[key] = _merge(bundle_cfg[key], value, ("bundle", key)) if key in bundle_cfg else value
+                except _MergeConflict as exc:
+                    raise BundleError(f"{target_file.name}: targets.{target}.{key}: {exc}") from None
+                continue
+            if key == "resources" and isinstance(value, dict):
+                for rtype, entries in value.items():
+                    for rkey in entries if isinstance(entries, dict) else ():
+                        sources.setdefault(f"resources.{rtype}.{rkey}", target_file)
+            if key == "run_as":  # as the CLI: run_as is replaced, not merged
+                config[key] = copy.deepcopy(value)
+                record((key,))
+                continue
+            if key in config:
+                def drop(where: str, message: str, file: Path = target_file) -> None:
+                    if warnings is not None:
+                        warnings.append((relative_name(file, root or file.parent), where, message))
+                try:
+                    config[key] = _merge(config[key], value, (key,), (key,), record, drop)
+                except _MergeConflict as exc:
+                    raise BundleError(f"{target_file.name}: targets.{target}: failed to merge the target's "
+                                      f"{exc.where}: cannot merge {exc.base} with {exc.override}") from None
+            else:
+                config[key] = copy.deepcopy(value)
+                record((key,))
     return mode
+
+
+#: Key sets of a full variable definition in a target (anything else is a value, as the CLI reads it).
+_FULL_VARIABLE_DEFINITIONS = (
+    {"default", "type", "description"}, {"default", "type"}, {"default", "description"},
+    {"lookup", "description"}, {"default"}, {"lookup"},
+)
+
+
+def _variable_overrides(overrides: Mapping[str, str] | Sequence[tuple[str, str]] | None) -> dict[str, str]:
+    """``--var`` values by name; like the CLI, a name given twice is an error.
+
+    Raises:
+        BundleError: a name is given twice.
+    """
+    if not overrides:
+        return {}
+    pairs = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
+    given: dict[str, str] = {}
+    for name, value in pairs:
+        if name in given:
+            raise BundleError(f"--var {name}={value}: failed to assign {value} to {name}: variable has already "
+                              f"been assigned value: {given[name]}")
+        given[name] = value
+    return given
 
 
 def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target: str,
                       overrides: Mapping[str, str], env: Mapping[str, str], sources: dict[str, Path],
-                      root: Path, main_file: Path, target_file: Path) -> None:
+                      root: Path, main_file: Path, target_file: Path, *, keep_lookups: bool = False) -> None:
+    """Give every declared variable its value for ``target``, as the CLI does.
+
+    Precedence: ``--var``, ``BUNDLE_VAR_<name>``, the variable-overrides file, the target's value, the
+    declaration's ``default``; a ``lookup`` is resolved against a workspace (``keep_lookups``: left as a
+    reference). A null ``default:`` is no default. A target's value that is a mapping is a full
+    definition (``default``/``lookup`` with ``type``/``description``) or else the value itself.
+    """
     declared = config.get("variables") or {}
     if not isinstance(declared, dict):
         raise BundleError(f"{main_file.name}: variables: must be a mapping")
@@ -558,30 +816,26 @@ def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target
         if not isinstance(spec, dict):
             where = relative_name(sources.get(f"variables.{name}", main_file), root)
             raise BundleError(f"{where}: variables.{name}: must be a mapping (description, default ...)")
-        specs[name] = dict(spec)
+        specs[str(name)] = dict(spec)
 
     target_values = target_cfg.get("variables") or {}
     if not isinstance(target_values, dict):
         raise BundleError(f"{relative_name(target_file, root)}: targets.{target}.variables: must be a mapping")
     for name, value in target_values.items():
+        name = str(name)
         if name not in specs:
             raise BundleError(
                 f"{relative_name(target_file, root)}: targets.{target}.variables.{name}: variable {name!r} is "
                 f"assigned a value but not declared under the top-level variables:"
             )
-        if isinstance(value, dict) and specs[name].get("type") != "complex":
-            if "lookup" in value:
+        if isinstance(value, dict) and set(value) in _FULL_VARIABLE_DEFINITIONS:
+            if value.get("lookup") is not None:
                 specs[name]["lookup"] = value["lookup"]
                 specs[name].pop("default", None)
-            elif "default" in value:
+            if value.get("default") is not None:
                 specs[name]["default"] = value["default"]
                 specs[name].pop("lookup", None)
-            else:
-                raise BundleError(
-                    f"{relative_name(target_file, root)}: targets.{target}.variables.{name}: a mapping value needs "
-                    f"'default' or 'lookup' (or declare the variable with type: complex)"
-                )
-        else:
+        elif value is not None:
             specs[name]["default"] = value
             specs[name].pop("lookup", None)
 
@@ -591,12 +845,18 @@ def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target
                 f"--var {name}=...: variable {name!r} is not declared in the bundle; declared: "
                 f"{', '.join(sorted(specs)) or 'none'}"
             )
+        if specs[name].get("value") is not None:
+            raise BundleError(f"--var {name}={overrides[name]}: failed to assign {overrides[name]} to {name}: variable "
+                              f"has already been assigned value: {_stringify(specs[name]['value'])}")
+        if specs[name].get("type") == "complex":
+            raise BundleError(f"--var {name}=...: setting variables of complex type via --var flag is not "
+                              f"supported: {name}")
     file_overrides: dict[str, Any] = {}
     overrides_file = root / ".databricks" / "bundle" / target / "variable-overrides.json"
     if overrides_file.is_file():
         try:
             file_overrides = json.loads(overrides_file.read_text(encoding="utf-8")) or {}
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             raise BundleError(f"{relative_name(overrides_file, root)}: invalid JSON: {exc}") from exc
         if not isinstance(file_overrides, dict):
             raise BundleError(f"{relative_name(overrides_file, root)}: must hold a JSON object")
@@ -607,24 +867,33 @@ def _assign_variables(config: dict[str, Any], target_cfg: dict[str, Any], target
     missing: list[str] = []
     for name, spec in specs.items():
         where = relative_name(sources.get(f"variables.{name}", main_file), root)
-        if name in overrides:
-            value: Any = overrides[name]
-        elif BUNDLE_VAR_ENV_PREFIX + name in env:
-            value = env[BUNDLE_VAR_ENV_PREFIX + name]
-        elif name in file_overrides:
+        env_name = BUNDLE_VAR_ENV_PREFIX + name
+        if spec.get("value") is not None:  # a value given in the declaration itself wins, as in the CLI
+            value: Any = spec["value"]
+        elif name in overrides:
+            value = overrides[name]
+        elif env_name in env:
+            if spec.get("type") == "complex":
+                raise BundleError(f"{where}: variables.{name}: setting via environment variables ({env_name}) is "
+                                  f"not supported for complex variable {name}")
+            value = env[env_name]
+        elif file_overrides.get(name) is not None:
             value = file_overrides[name]
-        elif "default" in spec:
+            if (spec.get("type") == "complex") != isinstance(value, (dict, list)):
+                raise BundleError(f"{relative_name(overrides_file, root)}: variable {name}: the type of the value "
+                                  f"does not match the declaration (type: complex takes a mapping or a list)")
+        elif spec.get("lookup") is not None:
+            if not keep_lookups:
+                raise BundleError(
+                    f"{where}: variables.{name}: a lookup variable is resolved by the Databricks CLI against a "
+                    f"workspace; for a local run pass --var {name}=<value> (or {BUNDLE_VAR_ENV_PREFIX}{name})"
+                )
+            value = _KEEP
+        elif spec.get("default") is not None:
             value = spec["default"]
-        elif "lookup" in spec:
-            raise BundleError(
-                f"{where}: variables.{name}: a lookup variable is resolved by the Databricks CLI against a "
-                f"workspace; for a local run pass --var {name}=<value> (or {BUNDLE_VAR_ENV_PREFIX}{name})"
-            )
         else:
             missing.append(name)
             continue
-        if spec.get("type") != "complex" and isinstance(value, (dict, list)):
-            raise BundleError(f"{where}: variables.{name}: a {type(value).__name__} value needs type: complex")
         spec["value"] = value
     if missing:
         where = ", ".join(
@@ -696,6 +965,14 @@ class _Resolver:
         }
         self.memo: dict[tuple[str | int, ...], Any] = {}
         self.in_progress: list[tuple[str | int, ...]] = []
+        self.warnings: list[tuple[str, str, str]] = []
+
+    def _is_complex_variable(self, path: tuple[str | int, ...]) -> bool:
+        """``path`` is in a variable whose value is a mapping or a list (typed complex or not)."""
+        if len(path) < 3 or path[0] != "variables":
+            return False
+        spec = (self.raw.get("variables") or {}).get(path[1])
+        return isinstance(spec, dict) and (spec.get("type") == "complex" or isinstance(spec.get("value"), (dict, list)))
 
     # The workspace paths the CLI derives when they are not configured.
     def _workspace_default(self, name: str) -> Any:
@@ -752,6 +1029,8 @@ class _Resolver:
             return self.builtins[ref]
         parts = _parse_ref(ref)
         head = parts[0]
+        if head not in _RESOLVED_PREFIXES:
+            return _KEEP  # as the CLI: only bundle, workspace, var(iables) and resources references resolve
         if head == "var":
             if len(parts) < 2:
                 raise BundleError(f"{self.where(at)}: ${{{ref}}} names no variable")
@@ -784,10 +1063,8 @@ class _Resolver:
         if key not in ((self.raw.get("resources") or {}).get(rtype) or {}):
             raise BundleError(f"{self.where(at)}: ${{{ref}}} refers to resources.{rtype}.{key}, which is not defined")
         found, raw = self._get(parts)
-        if not found:
-            if len(parts) == 4 or parts[3] in self._DEPLOY_TIME_FIELDS:
-                return _KEEP  # known only once deployed: id, url ...
-            raise BundleError(f"{self.where(at)}: cannot resolve ${{{ref}}}: no such field")
+        if not found:  # known only once deployed (id, url ...) or read from the deployed resource
+            return _KEEP
         return self._resolve_at(tuple(parts), raw, ref, at)
 
     def _get(self, parts: list[str | int]) -> tuple[bool, Any]:
@@ -807,7 +1084,14 @@ class _Resolver:
         if path in self.memo:
             return self.memo[path]
         if path in self.in_progress:
-            chain = " -> ".join(_dotted(p) for p in [*self.in_progress[self.in_progress.index(path):], path])
+            cycle = [*self.in_progress[self.in_progress.index(path):], path]
+            chain = " -> ".join(_dotted(p) for p in cycle)
+            if all(self._is_complex_variable(p) for p in cycle):
+                # The CLI stops resolving complex variables after a number of rounds and warns.
+                where = relative_name(_source_for(self.sources, _dotted(path), self.root), self.root)
+                message = f"variable references form a cycle ({chain}): they stay unresolved"
+                self.warnings.append((where, _dotted(path), message))
+                return _KEEP
             raise BundleError(f"{self.where(at)}: circular reference ${{{ref}}}: {chain}")
         self.in_progress.append(path)
         try:

@@ -37,18 +37,37 @@ Dynamic value references understood (see Databricks "dynamic value references"):
 
 Tasks run sequentially in this process (Databricks may run independent tasks in parallel); compute
 settings (job clusters, libraries) are ignored locally.
+
+One run at a time: with a lock folder (``lock_dir``, else ``$BUNDLEKIT_LOCK_DIR``) a job whose
+``max_concurrent_runs`` is 1 (also when unset: the Databricks default) runs under an exclusive
+``fcntl.flock`` on ``<lock_dir>/<bundle>-<target>-<job>.lock`` (:func:`job_lock`), so two local runs
+of the same job never overlap, across processes: with ``queue: {enabled: true}`` the second run waits
+for the first, otherwise it is refused with a :class:`RunnerError` naming the job and the run that
+holds the lock. A ``run_job_task`` takes the lock of the job it runs. The kernel drops the lock when
+its process ends, however it ends (``kill -9`` included), so a crashed run never blocks the next one.
+
+Crash tests: the runner calls :func:`bundlekit.task_runtime.fault_point` with ``before:<task>`` and
+``before:<job>.<task>`` just before a task runs and ``after:<task>`` / ``after:<job>.<task>`` just
+after it ran; these do nothing unless ``$BUNDLEKIT_FAULT_AT`` names them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import importlib
 import importlib.metadata
+import json
+import os
+import re
+import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 from bundlekit import task_runtime as runtime
@@ -77,6 +96,10 @@ MAX_NESTING = 5
 
 EntryPointResolver = Callable[[str, str], Callable[..., Any]]
 Log = Callable[[str], Any]
+
+#: Environment variable holding the lock folder :func:`run_job` uses when it is given none (unset or
+#: empty: no locking). ``fraud-mlops`` sets it to ``<local lakehouse>/.locks``.
+LOCK_DIR_ENV = "BUNDLEKIT_LOCK_DIR"
 
 
 class RunnerError(ValueError):
@@ -284,6 +307,126 @@ def check_job(job: Mapping[str, Any], job_key: str = "job") -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
+# One run at a time
+
+
+def max_concurrent_runs(job: Mapping[str, Any]) -> int:
+    """The job's ``max_concurrent_runs``; 1 when unset (the Databricks default).
+
+    Raises:
+        RunnerError: the value is not a positive integer.
+    """
+    value = job.get("max_concurrent_runs", 1)
+    try:
+        runs = int(value)
+    except (TypeError, ValueError):
+        runs = 0
+    if runs < 1 or isinstance(value, bool):
+        raise RunnerError(f"max_concurrent_runs must be a positive integer, got {value!r}")
+    return runs
+
+
+def queue_enabled(job: Mapping[str, Any]) -> bool:
+    """True when the job sets ``queue: {enabled: true}`` (a boolean or the string ``"true"``)."""
+    queue = job.get("queue")
+    enabled = queue.get("enabled") if isinstance(queue, Mapping) else None
+    return enabled is True or (isinstance(enabled, str) and enabled.strip().lower() == "true")
+
+
+def lock_file(lock_dir: Path | str, bundle_name: str, target: str, job_key: str) -> Path:
+    """``<lock_dir>/<bundle name>-<target>-<job>.lock``; characters other than letters, digits,
+    ``.``, ``_`` and ``-`` in the three names become ``_``."""
+    def safe(part: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]", "_", str(part)) or "_"
+
+    return Path(lock_dir) / f"{safe(bundle_name)}-{safe(target)}-{safe(job_key)}.lock"
+
+
+def default_lock_dir() -> Path | None:
+    """``$BUNDLEKIT_LOCK_DIR`` as a path, or None when it is unset or empty."""
+    value = os.environ.get(LOCK_DIR_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def lock_holder(path: Path) -> str:
+    """Who holds the lock file ``path``, from what its holder wrote into it: ``pid 123 on host h,
+    run 456 started 2026-01-01T00:00:00+00:00``; ``an unknown run`` when the file is empty or unreadable
+    (its holder has not written it yet)."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return (f"pid {info['pid']} on host {info['host']}, run {info['run_id']} "
+                f"started {info['started_at']}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "an unknown run"
+
+
+@contextlib.contextmanager
+def job_lock(lock_dir: Path | str | None, bundle: Bundle, job_key: str, job: Mapping[str, Any], run_id: int,
+             *, log: Log = print, prefix: str = "") -> Iterator[Path | None]:
+    """Hold the job's run lock while the block runs (as ``max_concurrent_runs: 1`` does on Databricks).
+
+    Nothing is locked (the block gets None) when ``lock_dir`` is None or the job allows more than one
+    concurrent run. Otherwise the lock is an exclusive ``fcntl.flock`` on :func:`lock_file`, taken
+    without blocking first; when another run (any process on this machine) holds it, the job's
+    ``queue.enabled`` decides: true logs ``waiting for the running <job> run (queue enabled)`` and
+    waits as long as that run lasts, false refuses. The holder writes its pid, host, run id and start
+    time (UTC) into the file as JSON, for the message of a refused or waiting run, and empties it on
+    release. The file itself is never deleted (deleting a lock file races with its next taker); the
+    kernel releases the lock when the holding process ends, even by ``kill -9``.
+
+    Args:
+        lock_dir: folder of the lock files (created when missing), or None for no locking.
+        bundle: the bundle (its ``name`` and ``target`` name the lock).
+        job_key: the job's key.
+        job: the job's resolved definition (``max_concurrent_runs``, ``queue``).
+        run_id: the run that takes the lock (recorded in the file).
+        log: receives the waiting line.
+        prefix: put before the logged line (the runner's ``[job]`` prefix).
+
+    Yields:
+        The lock file's path, or None when nothing is locked.
+
+    Raises:
+        RunnerError: another run holds the lock and the job's queue is disabled (the message names the
+            job, the holder and the lock file), or ``max_concurrent_runs`` is not a positive integer.
+        OSError: the lock folder cannot be created or the file opened.
+    """
+    if lock_dir is None or max_concurrent_runs(job) != 1:
+        yield None
+        return
+    path = lock_file(lock_dir, bundle.name, bundle.target, job_key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_holder(path)
+            if not queue_enabled(job):
+                raise RunnerError(
+                    f"job {job_key!r} (target {bundle.target}) is already running: {holder} holds {path}; "
+                    f"the job allows one run at a time (max_concurrent_runs: 1) and its queue is disabled, "
+                    f"so this run is refused; run it again when that run has ended"
+                ) from None
+            log(f"{prefix} waiting for the running {job_key} run (queue enabled): {holder} holds {path}")
+            t0 = time.perf_counter()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            log(f"{prefix} lock {path.name} taken after waiting {time.perf_counter() - t0:.1f}s")
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id, "job": job_key,
+                "bundle": bundle.name, "target": bundle.target,
+                "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------------
 # Running
 
 
@@ -305,8 +448,9 @@ def _time_arg(when: dt.datetime, arg: str) -> str:
 
 class _RunContext:
     def __init__(self, bundle: Bundle, job_key: str, job: Mapping[str, Any], params: dict[str, str],
-                 run_id: int, start: dt.datetime, trigger: str) -> None:
+                 run_id: int, start: dt.datetime, trigger: str, lock_dir: Path | None = None) -> None:
         self.bundle = bundle
+        self.lock_dir = lock_dir
         self.job_key = job_key
         self.job = job
         self.params = params
@@ -509,6 +653,7 @@ def run_job(
     *,
     resolve_entry_point: EntryPointResolver | None = None,
     log: Log = print,
+    lock_dir: Path | None = None,
     _stack: tuple[str, ...] = (),
     _trigger: str = "one_time",
 ) -> JobRunResult:
@@ -522,27 +667,38 @@ def run_job(
             the argv list and returns a result dict. Default: this module's :func:`resolve_entry_point`
             (looked up at call time, so tests may monkeypatch it), which reads the installed metadata.
         log: receives progress lines.
+        lock_dir: folder of the run locks (see :func:`job_lock`); None means ``$BUNDLEKIT_LOCK_DIR``,
+            and no locking when that is unset too. Nested ``run_job_task`` runs use the same folder.
 
     Returns:
         The run's :class:`JobRunResult`; ``.ok`` is False when a task failed.
 
     Raises:
         BundleError: unknown job.
-        RunnerError: unknown parameter or a bad task graph (nothing has run then).
+        RunnerError: unknown parameter or a bad task graph (nothing has run then); another run of the
+            job holds its lock and the job's queue is disabled (nothing has run either).
     """
     resolver: EntryPointResolver = resolve_entry_point or globals()["resolve_entry_point"]
     job = bundle.job(job_key)
     plan = plan_job(job, job_key)
     values = resolve_parameters(job, params, job_key)
-    depth = len(_stack)
-    indent = "  " * depth
-    name = str(job.get("name") or job_key)
-
+    locks = Path(lock_dir) if lock_dir is not None else default_lock_dir()
     run_id = _new_run_id()
+    prefix = f"{'  ' * len(_stack)}[{job_key}]"
+    with job_lock(locks, bundle, job_key, job, run_id, log=log, prefix=prefix):
+        return _run_plan(bundle, job_key, job, plan, values, run_id, resolver, log, prefix, locks,
+                         _stack, _trigger)
+
+
+def _run_plan(bundle: Bundle, job_key: str, job: Mapping[str, Any], plan: list[dict[str, Any]],
+              values: dict[str, str], run_id: int, resolver: EntryPointResolver, log: Log, prefix: str,
+              lock_dir: Path | None, stack: tuple[str, ...], trigger: str) -> JobRunResult:
+    """The body of :func:`run_job`, run while the job's lock is held."""
+    name = str(job.get("name") or job_key)
     start = dt.datetime.now(dt.UTC)
     result = JobRunResult(job_key=job_key, job_name=name, target=bundle.target, run_id=run_id,
                           parameters=values, start_time=start.isoformat(timespec="seconds"))
-    ctx = _RunContext(bundle, job_key, job, values, run_id, start, _trigger)
+    ctx = _RunContext(bundle, job_key, job, values, run_id, start, trigger, lock_dir)
     # Parameter defaults may hold dynamic value references such as {{job.start_time.iso_date}}.
     try:
         ctx.params.update({k: substitute(v, ctx) for k, v in values.items()})
@@ -550,7 +706,6 @@ def run_job(
         raise RunnerError(f"job {job_key!r}: {exc}") from exc
     result.parameters = dict(ctx.params)
 
-    prefix = f"{indent}[{job_key}]"
     log(f"{prefix} run {run_id} of {name!r} (target {bundle.target}): "
         + " -> ".join(t["task_key"] for t in plan))
     log(f"{prefix} parameters: " + " ".join(f"{k}={v}" for k, v in ctx.params.items()))
@@ -564,7 +719,9 @@ def run_job(
                 res = TaskRunResult(task_key=key, task_type=task_type(task), status=status, reason=reason)
                 log(f"{prefix} {status:<8} {key}: {reason}")
             else:
-                res = _run_task(task, ctx, resolver, log, prefix, (*_stack, job_key))
+                runtime.fault_point(f"before:{key}", f"before:{job_key}.{key}")
+                res = _run_task(task, ctx, resolver, log, prefix, (*stack, job_key))
+                runtime.fault_point(f"after:{key}", f"after:{job_key}.{key}")
             ctx.results[key] = res
             result.tasks[key] = res
     result.duration_s = time.perf_counter() - t0
@@ -679,7 +836,7 @@ def _run_job_task(task: Mapping[str, Any], ctx: _RunContext, resolve: EntryPoint
     log(f"{prefix} START    {key}: run job {child_key} "
         + " ".join(f"{k}={v}" for k, v in child_params.items()))
     child = run_job(ctx.bundle, child_key, child_params, resolve_entry_point=resolve, log=log,
-                    _stack=stack, _trigger="run_job_task")
+                    lock_dir=ctx.lock_dir, _stack=stack, _trigger="run_job_task")
     res.result = child.to_dict()
     if not child.ok:
         raise TaskFailure(

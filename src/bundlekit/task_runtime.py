@@ -4,6 +4,9 @@ On Databricks a ``python_wheel_task`` calls an entry point with ``named_paramete
 ``--key=value`` arguments and shares small values between tasks with ``dbutils.jobs.taskValues``.
 Locally the job runner (:mod:`bundlekit.runner`) calls the same entry point in-process with the
 same arguments and keeps task values in :data:`LOCAL_TASK_VALUES`.
+
+:func:`fault_point` is the crash-test hook: named points in the runner and the library where a test
+can make the process die as if killed (``BUNDLEKIT_FAULT_AT``); it does nothing otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +29,43 @@ LOCAL_TASK_VALUES: dict[str, dict[str, Any]] = {}
 CURRENT_TASK_KEY: list[str] = ["local"]
 #: The result each task of this process reported, ``{task_key: result}`` (read by the local runner).
 LOCAL_TASK_RESULTS: dict[str, dict[str, Any]] = {}
+
+
+#: Environment variable naming the fault point(s) at which :func:`fault_point` kills this process.
+FAULT_ENV = "BUNDLEKIT_FAULT_AT"
+#: Exit status of an injected fault: what a shell reports for a process killed by SIGKILL (128 + 9).
+FAULT_EXIT_STATUS = 137
+
+
+def fault_point(*names: str) -> None:
+    """Crash-test hook: end this process at once, as ``kill -9`` would, when ``$BUNDLEKIT_FAULT_AT``
+    names one of ``names``.
+
+    Unless the variable is set this is one environment look-up and does nothing; it is meant for
+    fault-injection tests only (tests/jobs/test_fault_injection.py) and must never be set in a
+    deployed job. The variable holds one point name or several separated by commas; a point has
+    several ``names`` when it answers to a short and a qualified name (``after:train``,
+    ``after:training.train``). On a match it writes ``bundlekit: fault injected at <name>`` to
+    stderr, flushes stdout and stderr (so that a test can see where the process died; a real kill
+    would lose buffered output, which changes no table) and calls ``os._exit(137)``: no ``finally``
+    block, context manager exit, ``atexit`` handler or pending write of this process runs.
+
+    Points (see docs/failure-modes-jobs.md): the local runner's ``before:<task>`` / ``after:<task>``
+    (also ``before:<job>.<task>`` / ``after:<job>.<task>``) around every task;
+    ``after_write:<table>`` after each Delta commit of ``fraud_mlops.platform.lakehouse.Lakehouse``;
+    ``promote:after_tags`` and ``promote:after_champion_alias`` inside
+    ``fraud_mlops.lifecycle.gate.promote_challenger``.
+    """
+    wanted = os.environ.get(FAULT_ENV)
+    if not wanted:
+        return
+    targets = {w.strip() for w in wanted.split(",")}
+    for name in names:
+        if name in targets:
+            sys.stdout.flush()
+            sys.stderr.write(f"bundlekit: fault injected at {name} (pid {os.getpid()})\n")
+            sys.stderr.flush()
+            os._exit(FAULT_EXIT_STATUS)
 
 
 def on_databricks() -> bool:
@@ -93,20 +134,68 @@ def parse_optional_date(value: str, name: str) -> dt.date | None:
     return parse_date(value, name) if value and value.strip() else None
 
 
-def parse_float(value: str, name: str) -> float:
-    """Parse a number. Raises :class:`ParameterError` when it is not one."""
+def _bounds_text(minimum: float | None, maximum: float | None, above: float | None) -> str:
+    parts = []
+    if above is not None:
+        parts.append(f"> {above:g}")
+    if minimum is not None:
+        parts.append(f">= {minimum:g}")
+    if maximum is not None:
+        parts.append(f"<= {maximum:g}")
+    return " and ".join(parts)
+
+
+def _check_bounds(number: float, value: str, name: str, minimum: float | None, maximum: float | None,
+                  above: float | None) -> None:
+    if ((minimum is not None and number < minimum) or (maximum is not None and number > maximum)
+            or (above is not None and number <= above)):
+        raise ParameterError(
+            f"parameter {name}={value!r} is out of range: it must be {_bounds_text(minimum, maximum, above)}")
+
+
+def parse_float(value: str, name: str, *, minimum: float | None = None, maximum: float | None = None,
+                above: float | None = None) -> float:
+    """Parse a finite number, optionally within bounds (``minimum <= x <= maximum``, ``x > above``).
+
+    Raises:
+        ParameterError: not a number, not finite (``nan``, ``inf``), or out of range; the message
+            names the parameter and the range.
+    """
     try:
-        return float(value)
+        number = float(value)
     except ValueError as exc:
         raise ParameterError(f"parameter {name}={value!r} is not a number") from exc
+    if not math.isfinite(number):
+        raise ParameterError(f"parameter {name}={value!r} is not a finite number")
+    _check_bounds(number, value, name, minimum, maximum, above)
+    return number
 
 
-def parse_int(value: str, name: str) -> int:
-    """Parse an integer. Raises :class:`ParameterError` when it is not one."""
+def parse_probability(value: str, name: str) -> float:
+    """Parse a number in [0, 1] (a probability, a threshold on one, a share). Raises
+    :class:`ParameterError` otherwise."""
+    return parse_float(value, name, minimum=0.0, maximum=1.0)
+
+
+def parse_int(value: str, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Parse an integer, optionally within ``minimum <= n <= maximum``.
+
+    Raises:
+        ParameterError: not an integer, or out of range (the message names the parameter and range).
+    """
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise ParameterError(f"parameter {name}={value!r} is not an integer") from exc
+    _check_bounds(number, value, name, minimum, maximum, None)
+    return number
+
+
+def check_date_order(start: dt.date | None, end: dt.date | None, start_name: str, end_name: str) -> None:
+    """Raise :class:`ParameterError` when both dates are given and ``start`` is after ``end``."""
+    if start is not None and end is not None and start > end:
+        raise ParameterError(f"parameter {start_name}={start.isoformat()} is after {end_name}={end.isoformat()}: "
+                             f"a window runs from {start_name} to {end_name}, both inclusive")
 
 
 def parse_bool(value: str, name: str) -> bool:

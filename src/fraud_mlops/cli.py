@@ -14,18 +14,26 @@ local lakehouse set-up before a run, ``demo`` and ``mlflow-ui``. Examples::
     fraud-mlops validate --target prod --var prod_service_principal=<application-id> --var alert_email=<address>
     fraud-mlops demo [demo arguments ...]
     fraud-mlops mlflow-ui --port 5000
+    fraud-mlops landing status                         # landing files: ingested, empty, rejected, acknowledged
+    fraud-mlops landing reject 2018-08-01.csv.gz --reason "resent as 2018-08-01-v2.csv.gz"
 
 Exit status: 0 success, 1 a job failed, 2 a configuration or usage error.
+
+``landing`` works on the target's ``bronze_ingestion_log`` (catalog, schema and landing path are the
+``ingestion`` job's parameters for the target, ``--var`` applied); docs/runbook-landing.md says when
+to use it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bundlekit.cli import (
     EXIT_CONFIG_ERROR,
@@ -36,8 +44,12 @@ from bundlekit.cli import (
     bundle_root,
     dispatch,
 )
-from bundlekit.loader import Bundle, BundleError
-from fraud_mlops.platform.config import DEFAULT_LOCAL_ROOT, LOCAL_ROOT_ENV
+from bundlekit.loader import Bundle, BundleError, load_bundle, local_user_name
+from bundlekit.runner import job_parameter_defaults
+from fraud_mlops.platform.config import BRONZE_INGESTION_LOG, DEFAULT_LOCAL_ROOT, LOCAL_ROOT_ENV
+
+if TYPE_CHECKING:
+    from fraud_mlops.platform.lakehouse import Lakehouse
 
 __all__ = ["EXIT_CONFIG_ERROR", "EXIT_JOB_FAILED", "EXIT_OK", "build_parser", "main"]
 
@@ -64,7 +76,39 @@ def build_parser() -> argparse.ArgumentParser:
     p_ui.add_argument("--print-only", action="store_true", help="print the command instead of running it")
     add_bundle_root_option(p_ui)
     p_ui.set_defaults(func=cmd_mlflow_ui)
+
+    p_landing = sub.add_parser(
+        "landing", help="landing files of the ingestion job: their status, acknowledging a rejected one",
+        description="Work on the target's bronze_ingestion_log (see docs/runbook-landing.md).")
+    landing_sub = p_landing.add_subparsers(dest="landing_command", required=True, metavar="ACTION")
+    p_status = landing_sub.add_parser("status", help="list the landing files by status "
+                                                     "(rejected, acknowledged, ingested, empty)")
+    _add_target_options(p_status)
+    p_status.add_argument("--json", action="store_true", help="print the statuses as JSON")
+    p_status.set_defaults(func=cmd_landing_status)
+    p_reject = landing_sub.add_parser(
+        "reject", help="acknowledge a rejected landing file: runs no longer fail on it nor read it again",
+        description="Acknowledge the rejection of a landing file (it stays out of bronze). Only a file that is "
+                    "rejected now can be acknowledged; a corrected file under a new name is ingested normally.")
+    p_reject.add_argument("file", help="the file's name, or its path as logged (see `landing status`)")
+    p_reject.add_argument("--reason", required=True, help="why the file is given up (recorded in the log)")
+    _add_target_options(p_reject)
+    p_reject.set_defaults(func=cmd_landing_reject)
     return parser
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", "-t", default=None, help="bundle target (default: the target marked default: true)")
+    p.add_argument("--var", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
+                   help="set a bundle variable, e.g. --var landing_path=... (repeatable)")
+    add_bundle_root_option(p)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,10 +131,14 @@ def local_root(root: Path | None) -> Path:
 
 
 def prepare_local_env(root: Path | None) -> Path:
-    """Set the environment of a local run: the lakehouse root (unless set) and MLflow telemetry off."""
+    """Set the environment of a local run: the lakehouse root (unless set), MLflow telemetry off, and
+    the folder of the job locks (``BUNDLEKIT_LOCK_DIR``, ``<lakehouse>/.locks``)."""
     lakehouse_root = local_root(root)
     os.environ.setdefault(LOCAL_ROOT_ENV, str(lakehouse_root))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # One local run of a job at a time per lakehouse, as max_concurrent_runs: 1 on Databricks
+    # (bundlekit.runner locks <lakehouse>/.locks/<bundle>-<target>-<job>.lock; queue enabled: wait).
+    os.environ.setdefault("BUNDLEKIT_LOCK_DIR", str(lakehouse_root / ".locks"))
     return lakehouse_root
 
 
@@ -137,6 +185,63 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def ingestion_target(args: argparse.Namespace) -> tuple[dict[str, str], Lakehouse]:
+    """The ``ingestion`` job's parameter values for ``--target`` with ``--var`` applied (``catalog``,
+    ``schema``, ``landing_path`` ...: what a run of the job gets without ``--param``), and the tables
+    of that catalog and schema, with the local lakehouse set up as for ``run``.
+
+    Raises:
+        BundleError: the bundle cannot be loaded for the target.
+    """
+    from fraud_mlops.platform.config import LakehouseConfig
+    from fraud_mlops.platform.lakehouse import Lakehouse
+    from fraud_mlops.platform.session import get_spark
+
+    bundle = load_bundle(bundle_root(args), args.target, dict(args.var))
+    params = job_parameter_defaults(bundle.job("ingestion"))
+    prepare_local_env(bundle.root)
+    return params, Lakehouse(get_spark(), LakehouseConfig.from_env(params["catalog"], params["schema"]))
+
+
+def cmd_landing_status(args: argparse.Namespace) -> int:
+    from fraud_mlops.medallion.bronze import landing_status
+
+    params, lakehouse = ingestion_target(args)
+    files = landing_status(lakehouse)
+    if args.json:
+        print(json.dumps(files, indent=2, default=str))
+        return EXIT_OK
+    log_name = lakehouse.ref(BRONZE_INGESTION_LOG).full_name
+    print(f"{log_name} (landing {params['landing_path']}): {len(files)} file(s)")
+    order = {"rejected": 0, "acknowledged": 1, "empty": 2, "ingested": 3}
+    for f in sorted(files, key=lambda f: (order.get(f["status"], 9), f["source_file"])):
+        detail = {
+            "rejected": f"{f['error']} ({f['attempts']} attempt(s), last {f['last_at']})",
+            "acknowledged": f"by {f['acknowledged_by']} at {f['last_at']}: {f['note']} (error was: {f['error']})",
+            "empty": f["note"] or "",
+        }.get(f["status"], f"{f['rows']:,} rows" + (f"; {f['note']}" if f["note"] else ""))
+        print(f"  {f['status']:<13} {f['source_file']}  {detail}")
+    counts = {s: sum(1 for f in files if f["status"] == s) for s in order}
+    print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return EXIT_OK
+
+
+def cmd_landing_reject(args: argparse.Namespace) -> int:
+    from fraud_mlops.medallion.bronze import acknowledge_rejected_file
+
+    params, lakehouse = ingestion_target(args)
+    try:
+        row = acknowledge_rejected_file(lakehouse, args.file, args.reason, local_user_name(), params["landing_path"])
+    except ValueError as exc:  # FileNotRejectedError, or a blank reason
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"acknowledged {row['source_file']} (error: {row['error']}) by {row['acknowledged_by']} "
+          f"at {row['ingested_at']}: {row['note']}")
+    print("the ingestion job no longer fails on this file nor reads it again; "
+          "land a corrected file under a new name to ingest its rows")
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -177,7 +177,9 @@ def build_summary(bundle, local_root: Path, landing: Path, n_files: int, ingesti
         "tables": _table_counts(catalog, schema),
         "ingestion": {
             "files_ingested": bronze.get("files_ingested"),
-            "files_failed": bronze.get("files_failed"),
+            "files_failed": bronze.get("files_rejected"),  # rejected landing files (the run then fails)
+            "files_empty": len(bronze.get("files_empty") or []),
+            "rescued_columns": bronze.get("rescued_columns") or {},
             "rows_ingested": bronze.get("rows_ingested"),
             "rows_silver": silver.get("rows_silver"),
             "rows_quarantined": silver.get("rows_quarantined"),

@@ -346,3 +346,165 @@ def test_bundle_git_values_are_empty_outside_a_checkout_or_without_git(outside_g
     assert git_details(root) == dict.fromkeys(("commit", "branch", "origin_url", "actual_branch", "bundle_root_path"), "")
     monkeypatch.setenv("PATH", str(outside_git / "no-such-bin"))
     assert load_bundle(root, None, {}, env={}).variables == expected
+
+
+# --------------------------------------------------------------------------------------------------
+# As the pinned CLI reads a bundle (YAML 1.2, variables, targets split over files, merges)
+
+
+def test_yaml_is_read_as_yaml_1_2(tmp_path):
+    root = _write(tmp_path, {"databricks.yml": """\
+        bundle: {name: y}
+        resources:
+          jobs:
+            j:
+              tags: {on: yes, day: 2024-01-01, hex: 0x1f, flag: true}
+        """})
+    tags = load_bundle(root, None, {}, env={}).job("j")["tags"]
+    assert tags == {"on": "yes", "day": "2024-01-01", "hex": 31, "flag": True}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("bundle: {name: y}\nresources:\n  jobs:\n    1: {name: j}\n", r"databricks.yml:4:5: resources.jobs.1: the key '1' is read as a YAML int"),
+    ("bundle: {name: y}\na: &a {x: 1}\nb: &b {y: 1}\nc:\n  <<: *a\n  <<: *b\n", r"databricks.yml:6:3: c: duplicate YAML merge key"),
+    ("bundle: {name: y}\nx: &x [*x]\n", r"recursive anchor"),
+    ("bundle: {name: y\n", r"databricks.yml:2:1: invalid YAML"),
+])
+def test_yaml_the_cli_refuses_names_file_line_and_column(tmp_path, text, message):
+    root = _write(tmp_path, {"databricks.yml": text})
+    with pytest.raises(BundleError, match=message):
+        load_bundle(root, None, {}, env={})
+
+
+def test_variables_as_the_cli_assigns_them(tmp_path):
+    root = _write(tmp_path, {"databricks.yml": """\
+        bundle: {name: v}
+        variables:
+          emails: {description: addresses}
+          fixed: {value: set-here}
+          cluster: {type: complex, default: {num_workers: 1}}
+          nothing:
+            default:
+        targets:
+          dev:
+            default: true
+            variables:
+              emails: [a@example.com]
+              nothing: given
+        """})
+    b = load_bundle(root, None, [], env={})
+    assert b.variables["emails"] == ["a@example.com"]  # a list without type: complex, as the CLI allows
+    assert b.variables["fixed"] == "set-here"
+    with pytest.raises(BundleError, match="variable has already been assigned value: set-here"):
+        load_bundle(root, None, [("fixed", "other")], env={})
+    with pytest.raises(BundleError, match="setting variables of complex type via --var flag is not supported"):
+        load_bundle(root, None, {"cluster": "x"}, env={})
+    with pytest.raises(BundleError, match="failed to assign two to nothing: variable has already been assigned value: one"):
+        load_bundle(root, None, [("nothing", "one"), ("nothing", "two")], env={})
+    (root / "databricks.yml").write_text((root / "databricks.yml").read_text().replace("      nothing: given\n", ""))
+    with pytest.raises(BundleError, match="variable nothing: no value for target 'dev'"):  # a null default is none
+        load_bundle(root, None, {}, env={})
+
+
+def test_lookups_are_an_error_locally_and_kept_for_validation(tmp_path):
+    root = _write(tmp_path, {"databricks.yml": """\
+        bundle: {name: l}
+        variables:
+          wh: {lookup: {warehouse: Starter}}
+        resources:
+          jobs:
+            j: {name: "on ${var.wh}"}
+        """})
+    with pytest.raises(BundleError, match="lookup variable"):
+        load_bundle(root, None, {}, env={})
+    b = load_bundle(root, None, {}, env={}, lookups="keep")
+    assert b.job("j")["name"] == "on ${var.wh}" and b.variables["wh"] == "${var.wh}"
+
+
+def test_unknown_sections_and_references_are_left_alone(tmp_path):
+    root = _write(tmp_path, {"databricks.yml": """\
+        bundle: {name: u}
+        definitions:
+          name: ${var.undeclared}
+        resources:
+          jobs:
+            j:
+              name: "${something.else} ${resources.jobs.j.no_such_field} ${artifacts.a.path}"
+        """})
+    b = load_bundle(root, None, {}, env={})
+    assert "definitions" not in b.config
+    assert b.job("j")["name"] == "${something.else} ${resources.jobs.j.no_such_field} ${artifacts.a.path}"
+
+
+def test_a_target_declared_in_several_files_attributes_each_value_to_its_file(tmp_path):
+    root = _write(tmp_path, {
+        "databricks.yml": """\
+            bundle: {name: t}
+            include: [resources/*.yml, overrides.yml]
+            targets:
+              dev: {default: true}
+            """,
+        "resources/job.yml": """\
+            resources:
+              jobs:
+                j:
+                  tasks:
+                    - task_key: a
+                      spark_python_task: {python_file: ../src/a.py}
+            """,
+        "overrides.yml": """\
+            targets:
+              dev:
+                resources:
+                  jobs:
+                    j:
+                      tasks:
+                        - task_key: a
+                          spark_python_task: {python_file: ./src/b.py}
+            """})
+    b = load_bundle(root, None, {}, env={})
+    assert b.job("j")["tasks"][0]["spark_python_task"]["python_file"] == "./src/b.py"
+    assert b.source_of("resources.jobs.j.tasks[0].spark_python_task.python_file").name == "overrides.yml"
+    assert b.source_of("resources.jobs.j").name == "job.yml"
+
+
+def test_merging_values_of_different_kinds(tmp_path):
+    root = _write(tmp_path, {"databricks.yml": """\
+        bundle: {name: m}
+        variables:
+          tasks: {type: complex, default: [{task_key: a}]}
+        resources:
+          clusters:
+            c: {num_workers: 1}
+          jobs:
+            j: {tasks: "${var.tasks}"}
+        targets:
+          dropped:
+            resources:
+              clusters:
+                c: a string where a cluster belongs
+          conflict:
+            resources:
+              jobs:
+                j: {tasks: [{task_key: b}]}
+        """})
+    b = load_bundle(root, "dropped", {}, env={})
+    assert b.resources["clusters"]["c"] == {"num_workers": 1}  # the CLI drops the target's value, warning
+    assert [w[1] for w in b.warnings] == ["resources.clusters.c"]
+    with pytest.raises(BundleError, match="cannot merge string with sequence"):
+        load_bundle(root, "conflict", {}, env={})
+
+
+def test_items_that_share_a_key_merge_when_asked(tmp_path):
+    root = _write(tmp_path, {"databricks.yml": """\
+        bundle: {name: k}
+        resources:
+          jobs:
+            j:
+              tasks:
+                - {task_key: a, max_retries: 1}
+                - {task_key: a, timeout_seconds: 5}
+        """})
+    assert len(load_bundle(root, None, {}, env={}).job("j")["tasks"]) == 2  # the runner reports the duplicate
+    merged = load_bundle(root, None, {}, env={}, merge_keyed_lists=True).job("j")["tasks"]
+    assert merged == [{"task_key": "a", "max_retries": 1, "timeout_seconds": 5}]  # as the CLI deploys it

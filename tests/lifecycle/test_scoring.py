@@ -197,9 +197,9 @@ def test_threshold_change_and_new_champion_rewrite_rows(lakehouse, gold, mlflow_
         MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", mlflow_env)
 
 
-def test_empty_range_writes_nothing(lakehouse, gold, mlflow_env):
+def test_explicit_range_without_gold_rows_is_an_error_and_writes_nothing(lakehouse, gold, mlflow_env):
     from fraud_mlops.lifecycle.scoring import run_batch_scoring
 
-    res = run_batch_scoring(lakehouse, MODEL_NAME, dt.date(2019, 1, 1), dt.date(2019, 1, 2))
-    assert res["rows_scored"] == 0 and res["inserted"] == 0 and res["predictions_version"] is None
+    with pytest.raises(ValueError, match=r"no gold rows with tx_date in \[2019-01-01, 2019-01-02\]"):
+        run_batch_scoring(lakehouse, MODEL_NAME, dt.date(2019, 1, 1), dt.date(2019, 1, 2))
     assert not lakehouse.exists(PREDICTIONS)

@@ -23,13 +23,13 @@ def test_bronze_ingests_each_file_once_and_records_unreadable_files(lakehouse, l
 
     first = bronze.ingest_bronze(lakehouse, str(landing))
     assert first["files_new"] == 3 and first["files_ingested"] == 1 and first["rows_ingested"] == 3
-    failed = {f["file"].rsplit("/", 1)[-1]: f["error"] for f in first["files_failed"]}
+    failed = {f["file"].rsplit("/", 1)[-1]: f["error"] for f in first["files_rejected"]}
     assert set(failed) == {"2018-04-02.csv.gz", "2018-04-03.csv"}
     assert "gzip" in failed["2018-04-02.csv.gz"].lower() or "Gzip" in failed["2018-04-02.csv.gz"]
-    assert "unexpected header" in failed["2018-04-03.csv"]
+    assert failed["2018-04-03.csv"].startswith("missing required column(s) TRANSACTION_ID, TX_DATETIME,")
 
     log = lakehouse.read(C.BRONZE_INGESTION_LOG)
-    assert log.where("status = 'failed' AND error IS NOT NULL").count() == 2
+    assert log.where("status = 'rejected' AND error IS NOT NULL").count() == 2
     bronze_df = lakehouse.read(C.BRONZE_TRANSACTIONS)
     assert bronze_df.columns[:9] == list(bronze.LANDING_COLUMNS)
     assert {"_source_file", "_ingested_at", "_ingestion_run_id"} <= set(bronze_df.columns)

@@ -170,3 +170,135 @@ def test_merge_uses_the_merge_builder_and_reads_its_metrics(spark, recording):
 def test_a_call_the_real_api_would_reject_fails_here_too(recording):
     with pytest.raises(TypeError):
         RecordingDeltaTable("x").merge("only the source")  # the real merge needs a condition
+
+
+# ------------------------------------------------------------------ concurrent writers
+# Delta rejects a commit that conflicts with a concurrent writer's (nothing is written); the Spark
+# backend retries such a write with exponential backoff, then fails naming the table.
+
+
+def _conflict(kind: str = "class") -> Exception:
+    """A Delta commit conflict as classic pyspark (delta-spark's exception class) or Spark Connect
+    (an AnalysisException whose message names the Delta error class) raises it."""
+    if kind == "class":
+        from delta.exceptions import ConcurrentAppendException
+
+        return ConcurrentAppendException(message="Files were added to the root of the table by a concurrent update.")
+    from pyspark.errors.exceptions.connect import AnalysisException
+
+    return AnalysisException(message="[DELTA_CONCURRENT_DELETE_READ] ConcurrentDeleteReadException: This transaction "
+                                     "attempted to read one or more files that were deleted by a concurrent update.")
+
+
+class ConflictingWriter(Chain):
+    """A writer whose ``saveAsTable`` raises the given errors, one per call, before it succeeds."""
+
+    def __init__(self, log: list[tuple[str, tuple]], errors: list[Exception]) -> None:
+        super().__init__(log)
+        self.errors = errors
+
+    def __getattr__(self, name: str):
+        call = super().__getattr__(name)
+        if name != "saveAsTable":
+            return call
+
+        def save(*args: Any) -> Any:
+            call(*args)
+            if self.errors:
+                raise self.errors.pop(0)
+
+        return save
+
+
+class ConflictingFrame:
+    def __init__(self, errors: list[Exception]) -> None:
+        self.write_log: list[tuple[str, tuple]] = []
+        self.write = ConflictingWriter(self.write_log, errors)
+
+
+def _retrying(spark: Any, sleeps: list[float], attempts: int = 4) -> Lakehouse:
+    return Lakehouse(spark, LakehouseConfig(catalog="fraud_prod", schema="fraud", backend="spark"),
+                     write_attempts=attempts, retry_backoff_s=1.0, sleep=sleeps.append)
+
+
+def test_a_conflicting_write_is_retried_with_backoff_until_it_commits():
+    sleeps: list[float] = []
+    frame = ConflictingFrame([_conflict("class"), _conflict("connect")])
+    _retrying(FakeSpark({FULL_NAME}), sleeps).overwrite("predictions", frame, replace_where="tx_date = '2018-08-01'")
+    assert sleeps == [1.0, 2.0]
+    one_attempt = [("format", ("delta",)), ("mode", ("overwrite",)),
+                   ("option", ("replaceWhere", "tx_date = '2018-08-01'")), ("saveAsTable", (FULL_NAME,))]
+    assert frame.write_log == one_attempt * 3  # the whole write is built again for each attempt
+
+
+def test_a_write_that_always_conflicts_fails_clearly_after_the_last_attempt():
+    from fraud_mlops.platform.lakehouse import ConcurrentWriteError
+
+    sleeps: list[float] = []
+    conflicts = [_conflict("connect") for _ in range(4)]
+    frame = ConflictingFrame(list(conflicts))
+    with pytest.raises(ConcurrentWriteError) as info:
+        _retrying(FakeSpark({FULL_NAME}), sleeps).append("predictions", frame)
+    message = str(info.value)
+    assert message.startswith(f"append of Delta table {FULL_NAME} failed after 4 attempt(s)")
+    assert "DELTA_CONCURRENT_DELETE_READ" in message and "concurrent write" in message
+    assert info.value.__cause__ is conflicts[-1]
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert [c for c in frame.write_log if c[0] == "saveAsTable"] == [("saveAsTable", (FULL_NAME,))] * 4
+
+
+def test_other_write_errors_are_not_retried():
+    sleeps: list[float] = []
+    frame = ConflictingFrame([PermissionError("User does not have MODIFY on table")])
+    with pytest.raises(PermissionError):
+        _retrying(FakeSpark({FULL_NAME}), sleeps).append("predictions", frame)
+    assert sleeps == []
+
+
+class Metrics:
+    """The merge metrics DataFrame of delta-spark, reduced to what the backend reads."""
+
+    def collect(self) -> list[Any]:
+        from pyspark.sql import Row
+
+        return [Row(num_affected_rows=3, num_updated_rows=1, num_deleted_rows=0, num_inserted_rows=2)]
+
+
+def test_a_conflicting_merge_is_rebuilt_and_retried(recording):
+    failures = [_conflict("class")]
+
+    class ConflictingDeltaTable(RecordingDeltaTable):
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            result = super().execute(*args, **kwargs)
+            if failures:
+                raise failures.pop(0)
+            return result
+
+    delta_tables.DeltaTable = ConflictingDeltaTable  # restored by the recording fixture's monkeypatch
+    recording.metrics_df = Metrics()
+    sleeps: list[float] = []
+    result = _retrying(FakeSpark({FULL_NAME}), sleeps).merge("predictions", FakeMergeSource(), ["transaction_id"])
+    assert result == {"inserted": 2, "updated": 1}
+    assert sleeps == [1.0]
+    names = [c[0] for c in recording.calls]
+    assert names == ["forName", "alias", "merge", "whenMatchedUpdateAll", "whenNotMatchedInsertAll", "execute"] * 2
+
+
+class FakeMergeSource:
+    def alias(self, name: str) -> FakeMergeSource:
+        return self
+
+
+def test_conflicts_are_recognised_by_class_or_message():
+    from fraud_mlops.platform.lakehouse import is_concurrent_modification
+
+    assert is_concurrent_modification(_conflict("class")) and is_concurrent_modification(_conflict("connect"))
+
+    class MetadataChangedException(Exception):
+        pass
+
+    assert is_concurrent_modification(MetadataChangedException("schema changed"))
+    assert is_concurrent_modification(RuntimeError("io.delta.exceptions.ProtocolChangedException: upgraded"))
+    assert not is_concurrent_modification(RuntimeError("[TABLE_OR_VIEW_NOT_FOUND] fraud_prod.fraud.x"))
+    with pytest.raises(ValueError):
+        Lakehouse(None, LakehouseConfig(catalog="c", schema="s", backend="spark"), write_attempts=0)

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bundlekit.task_runtime import entry_point, parse_int, parse_named_parameters, report
+from bundlekit.task_runtime import (
+    check_date_order,
+    entry_point,
+    parse_bool,
+    parse_float,
+    parse_int,
+    parse_named_parameters,
+    parse_optional_date,
+    parse_probability,
+    report,
+    set_task_value,
+)
 from fraud_mlops.jobs.common import TARGET, target_lakehouse
 
 
@@ -15,8 +26,11 @@ def monitor(argv: Sequence[str] | None = None) -> dict[str, Any]:
     quality (average precision, card precision top-100, on the window's rows at least
     ``label_delay_days`` old, whose labels are known) for a window; append them to
     ``monitoring_metrics``; publish the ``alert`` and ``retrain`` task values, and fail when
-    ``fail_on_alert`` is true and a threshold is breached."""
-    from bundlekit.task_runtime import parse_bool, parse_float, parse_optional_date, set_task_value
+    ``fail_on_alert`` is true and a threshold is breached.
+
+    Every parameter is checked before anything is read or written (dates, their order, PSI thresholds
+    >= 0, ``min_average_precision`` in [0, 1], ``label_delay_days`` >= 0, ``fail_on_alert`` a boolean).
+    """
     from fraud_mlops.lifecycle.monitoring import MonitoringThresholds, run_monitoring
     from fraud_mlops.lifecycle.tracking import configure_mlflow
 
@@ -26,26 +40,26 @@ def monitor(argv: Sequence[str] | None = None) -> dict[str, Any]:
         {"window_start": "", "window_end": "", "psi_alert_threshold": "0.2", "psi_retrain_threshold": "0.25",
          "min_average_precision": "0.3", "fail_on_alert": "false", "label_delay_days": "7"},
     )
+    window_start = parse_optional_date(p["window_start"], "window_start")
+    window_end = parse_optional_date(p["window_end"], "window_end")
+    check_date_order(window_start, window_end, "window_start", "window_end")
+    thresholds = MonitoringThresholds(
+        psi_alert_threshold=parse_float(p["psi_alert_threshold"], "psi_alert_threshold", minimum=0.0),
+        psi_retrain_threshold=parse_float(p["psi_retrain_threshold"], "psi_retrain_threshold", minimum=0.0),
+        min_average_precision=parse_probability(p["min_average_precision"], "min_average_precision"),
+    )
+    label_delay_days = parse_int(p["label_delay_days"], "label_delay_days", minimum=0)
+    fail_on_alert = parse_bool(p["fail_on_alert"], "fail_on_alert")
     lakehouse = target_lakehouse(p)
     configure_mlflow(lakehouse.config)
-    thresholds = MonitoringThresholds(
-        psi_alert_threshold=parse_float(p["psi_alert_threshold"], "psi_alert_threshold"),
-        psi_retrain_threshold=parse_float(p["psi_retrain_threshold"], "psi_retrain_threshold"),
-        min_average_precision=parse_float(p["min_average_precision"], "min_average_precision"),
-    )
     result = run_monitoring(
-        lakehouse,
-        p["model_name"],
-        parse_optional_date(p["window_start"], "window_start"),
-        parse_optional_date(p["window_end"], "window_end"),
-        thresholds,
-        label_delay_days=parse_int(p["label_delay_days"], "label_delay_days"),
+        lakehouse, p["model_name"], window_start, window_end, thresholds, label_delay_days=label_delay_days
     )
     set_task_value("alert", "true" if result.alert else "false")
     set_task_value("retrain", "true" if result.retrain else "false")
     if result.alert:
         print("[monitor] ALERT: " + "; ".join(result.reasons), flush=True)
     out = report("monitor", result.to_dict())
-    if result.alert and parse_bool(p["fail_on_alert"], "fail_on_alert"):
+    if result.alert and fail_on_alert:
         result.raise_for_alert()
     return out

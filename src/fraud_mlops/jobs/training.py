@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bundlekit.task_runtime import entry_point, parse_int, parse_named_parameters, report
+from bundlekit.task_runtime import (
+    ParameterError,
+    check_date_order,
+    entry_point,
+    parse_float,
+    parse_int,
+    parse_named_parameters,
+    parse_optional_date,
+    parse_probability,
+    report,
+    set_task_value,
+)
 from fraud_mlops.jobs.common import TARGET, target_lakehouse
 from fraud_mlops.platform.lakehouse import Lakehouse
 
@@ -41,13 +52,18 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
     split of gold, log both to MLflow, register the candidate and tag it ``challenger``.
 
     Empty ``train_start``/``train_end`` mean the latest full window (see
-    :func:`default_training_window`)."""
+    :func:`default_training_window`).
+
+    Every parameter is checked before anything is read, and the training data before anything is
+    written (no MLflow run, no model version): dates and their order, ``delay_days`` >= 0,
+    ``test_days`` >= 1, ``n_estimators`` and ``max_depth`` >= 1, ``learning_rate`` in (0, 1],
+    ``seed`` >= 0, a known ``candidate_model``; a window with gold rows and both labels to learn from
+    (:func:`fraud_mlops.lifecycle.training.check_training_data`)."""
     from pyspark.sql import functions as F
 
-    from bundlekit.task_runtime import parse_float, parse_optional_date, set_task_value
     from fraud_mlops.lifecycle.gate import run_training
     from fraud_mlops.lifecycle.tracking import configure_mlflow
-    from fraud_mlops.lifecycle.training import required_date_range
+    from fraud_mlops.lifecycle.training import MODEL_TYPES, check_training_data, required_date_range
     from fraud_mlops.platform import config as C
     from fraud_mlops.platform.lakehouse import TableNotFoundError
 
@@ -57,10 +73,21 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
         {"train_start": "", "train_end": "", "delay_days": "7", "test_days": "7", "candidate_model": "xgboost",
          "n_estimators": "200", "max_depth": "4", "learning_rate": "0.05", "seed": "42", "git_commit": ""},
     )
-    lakehouse = target_lakehouse(p)
-    delay, test_days = parse_int(p["delay_days"], "delay_days"), parse_int(p["test_days"], "test_days")
+    delay = parse_int(p["delay_days"], "delay_days", minimum=0)
+    test_days = parse_int(p["test_days"], "test_days", minimum=1)
     start = parse_optional_date(p["train_start"], "train_start")
     end = parse_optional_date(p["train_end"], "train_end")
+    check_date_order(start, end, "train_start", "train_end")
+    if p["candidate_model"] not in MODEL_TYPES:
+        raise ParameterError(f"parameter candidate_model={p['candidate_model']!r} is not a model type: "
+                             f"use one of {', '.join(MODEL_TYPES)}")
+    xgb_params = {
+        "n_estimators": parse_int(p["n_estimators"], "n_estimators", minimum=1),
+        "max_depth": parse_int(p["max_depth"], "max_depth", minimum=1),
+        "learning_rate": parse_float(p["learning_rate"], "learning_rate", above=0.0, maximum=1.0),
+        "seed": parse_int(p["seed"], "seed", minimum=0),
+    }
+    lakehouse = target_lakehouse(p)
     gold_version = lakehouse.version(C.GOLD_FEATURES)
     if gold_version is None:
         raise TableNotFoundError(f"{lakehouse.ref(C.GOLD_FEATURES).full_name} does not exist: run ingestion first")
@@ -70,15 +97,11 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
             raise ValueError(f"{lakehouse.ref(C.GOLD_FEATURES).full_name} is empty: nothing to train on")
         default_start, default_end = default_training_window(latest, delay, test_days)
         start, end = start or default_start, end or default_end
+        check_date_order(start, end, "train_start", "train_end")
+    gold_pdf = _gold_loader(lakehouse, gold_version)(*required_date_range(start, end, delay, test_days))
+    check_training_data(gold_pdf, start, end, delay, test_days, table=lakehouse.ref(C.GOLD_FEATURES).full_name)
     configure_mlflow(lakehouse.config, p["experiment_name"])
     versions = {lakehouse.ref(C.GOLD_FEATURES).full_name: gold_version}
-    gold_pdf = _gold_loader(lakehouse, gold_version)(*required_date_range(start, end, delay, test_days))
-    xgb_params = {
-        "n_estimators": parse_int(p["n_estimators"], "n_estimators"),
-        "max_depth": parse_int(p["max_depth"], "max_depth"),
-        "learning_rate": parse_float(p["learning_rate"], "learning_rate"),
-        "seed": parse_int(p["seed"], "seed"),
-    }
     result = run_training(
         gold_pdf,
         train_start=start,
@@ -98,8 +121,8 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
 @entry_point
 def validate(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Score the ``challenger`` and the ``champion`` on the challenger's test window and record the
-    gate's decision on the challenger version (thresholds are parameters)."""
-    from bundlekit.task_runtime import parse_float
+    gate's decision on the challenger version (thresholds are parameters, checked first: the
+    minimum AP and ROC AUC and the tolerated AP degradation are numbers in [0, 1])."""
     from fraud_mlops.lifecycle.gate import GateThresholds, run_validation
     from fraud_mlops.lifecycle.tracking import configure_mlflow
 
@@ -108,13 +131,13 @@ def validate(argv: Sequence[str] | None = None) -> dict[str, Any]:
         [*TARGET, "experiment_name", "model_name"],
         {"min_average_precision": "0.3", "min_roc_auc": "0.75", "max_ap_degradation": "0.02"},
     )
+    thresholds = GateThresholds(
+        min_average_precision=parse_probability(p["min_average_precision"], "min_average_precision"),
+        min_roc_auc=parse_probability(p["min_roc_auc"], "min_roc_auc"),
+        max_ap_degradation=parse_probability(p["max_ap_degradation"], "max_ap_degradation"),
+    )
     lakehouse = target_lakehouse(p)
     configure_mlflow(lakehouse.config, p["experiment_name"])
-    thresholds = GateThresholds(
-        min_average_precision=parse_float(p["min_average_precision"], "min_average_precision"),
-        min_roc_auc=parse_float(p["min_roc_auc"], "min_roc_auc"),
-        max_ap_degradation=parse_float(p["max_ap_degradation"], "max_ap_degradation"),
-    )
     from fraud_mlops.platform.config import GOLD_FEATURES
 
     loader = _gold_loader(lakehouse, lakehouse.version(GOLD_FEATURES))

@@ -14,6 +14,14 @@ and ``champion`` (the version batch scoring uses). The flows:
    validation); otherwise leave ``champion`` untouched and tag the challenger
    ``promotion_status=rejected`` with the reasons.
 
+Crash safety: a promotion is one commit, the move of the ``champion`` alias. The promotion tags are
+written before it (a re-run overwrites them), the removal of the ``challenger`` alias after it. A
+promotion killed before the alias moved has not happened, and the next promotion run does it; one
+killed after it has happened, and the next run only removes the leftover ``challenger`` alias;
+a run after a completed promotion changes nothing. A version whose promotion was interrupted and
+never resumed is tagged ``promotion_status=superseded`` when the next challenger replaces it
+(:func:`register_challenger`), so no version that is not the champion keeps ``promoted``.
+
 Model version tag keys use only letters, digits and underscores (``validation_status``,
 ``validation_champion_version``, ``validation_<metric>``, ...): Unity Catalog's registry
 (``databricks-uc``) rejects keys containing any of ``. , - = / :`` and caps values at 1000
@@ -38,6 +46,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from bundlekit.task_runtime import fault_point
 from fraud_mlops.lifecycle.metrics import evaluate_scores
 from fraud_mlops.lifecycle.training import (
     CARD_COLUMN,
@@ -69,6 +78,7 @@ VALIDATION_REASONS_TAG = "validation_reasons"
 VALIDATION_CHAMPION_TAG = "validation_champion_version"
 PROMOTION_STATUS_TAG = "promotion_status"
 PROMOTION_REASONS_TAG = "promotion_reasons"
+PROMOTED, REJECTED, SUPERSEDED = "promoted", "rejected", "superseded"
 PENDING, PASSED, FAILED = "pending", "passed", "failed"
 
 #: Metrics the gate reads (keys of :func:`fraud_mlops.lifecycle.metrics.evaluate_scores`).
@@ -293,15 +303,32 @@ def register_challenger(model_name: str, version: str | int, *, client: MlflowCl
     """Make ``version`` the ``challenger`` of ``model_name`` and mark it ``validation_status=pending``.
 
     The ``challenger`` alias moves to this version (a previous challenger keeps its tags but loses
-    the alias). Refuses the current champion: it needs no validation.
+    the alias). Refuses the current champion: it needs no validation. A previous challenger tagged
+    ``promotion_status=promoted`` that is not the champion had its promotion interrupted before the
+    alias moved (see the module docstring); it is re-tagged ``promotion_status=superseded`` with a
+    reason. The alias moves last, so a crash before it leaves the previous challenger in place.
 
     Returns:
         ``{"model_name", "version", "alias", "validation_status"}``.
+
+    Raises:
+        LookupError: the model is not registered.
+        ValueError: ``version`` is the champion.
     """
     client = _client(client)
     version = str(version)
-    if _aliases(client, model_name).get(CHAMPION) == version:
+    aliases = _aliases(client, model_name)
+    if aliases.get(CHAMPION) == version:
         raise ValueError(f"{model_name} v{version} is already the champion; it cannot be the challenger")
+    previous = aliases.get(CHALLENGER)
+    if previous is not None and previous not in (version, aliases.get(CHAMPION)):
+        previous_tags = client.get_model_version(model_name, previous).tags or {}
+        if previous_tags.get(PROMOTION_STATUS_TAG) == PROMOTED:
+            _set_version_tags(client, model_name, previous, {
+                PROMOTION_STATUS_TAG: SUPERSEDED,
+                PROMOTION_REASONS_TAG: f"its promotion was interrupted before the '{CHAMPION}' alias moved, "
+                                       f"and v{version} replaced it as the challenger",
+            })
     _set_version_tags(client, model_name, version, {VALIDATION_STATUS_TAG: PENDING})
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     log.info("%s v%s is the challenger (validation pending)", model_name, version)
@@ -473,16 +500,22 @@ def promote_challenger(model_name: str, *, client: MlflowClient | None = None) -
 
     Promotion requires the challenger's ``validation_status`` tag to be ``passed`` and the current
     champion to be the one the validation compared against (``validation_champion_version``); a
-    champion promoted in between forces a new validation. On success ``champion`` points to the
-    challenger version, the ``challenger`` alias is removed, and the version is tagged
-    ``promotion_status=promoted``, ``promoted_at`` and ``previous_champion_version``. Otherwise
+    champion promoted in between forces a new validation. On success the version is tagged
+    ``promotion_status=promoted``, ``promoted_at`` and ``previous_champion_version``, then
+    ``champion`` moves to it (the commit point), then the ``challenger`` alias is removed. Otherwise
     ``champion`` is left untouched, ``challenger`` stays, and the challenger is tagged
     ``promotion_status=rejected`` with ``promotion_reasons``.
+
+    Idempotent and resumable (fault points ``promote:after_tags``, ``promote:after_champion_alias``):
+    after a crash before the alias moved a re-run promotes (the tags are overwritten); after a crash
+    once it moved (``challenger`` and ``champion`` on the same version) a re-run removes the
+    ``challenger`` alias and reports the promotion; once the promotion is complete (no ``challenger``)
+    a re-run changes nothing.
 
     Returns:
         ``{"model_name", "promoted", "version", "champion_version", "previous_champion_version",
         "reasons"}``: ``version`` is the challenger (None without one), ``champion_version`` the
-        champion after the call, ``previous_champion_version`` the champion before it.
+        champion after the call, ``previous_champion_version`` the champion before the promotion.
 
     Raises:
         LookupError: the model is not registered.
@@ -504,6 +537,19 @@ def promote_challenger(model_name: str, *, client: MlflowClient | None = None) -
         return result
 
     tags = client.get_model_version(model_name, challenger_version).tags or {}
+    if challenger_version == current_champion:
+        # A promotion that moved the champion alias and died before removing the challenger alias
+        # (its tags say promoted), or aliases set by hand: the champion is no challenger.
+        client.delete_registered_model_alias(model_name, CHALLENGER)
+        interrupted = tags.get(PROMOTION_STATUS_TAG) == PROMOTED
+        previous = tags.get("previous_champion_version", "none") if interrupted else current_champion
+        note = (f"v{challenger_version} is already the champion (an interrupted promotion); "
+                f"the '{CHALLENGER}' alias is removed")
+        reasons = [f"v{challenger_version} passed validation: " + tags.get(VALIDATION_REASONS_TAG, ""), note]
+        log.info("%s v%s: %s", model_name, challenger_version, note)
+        result.update(promoted=interrupted, previous_champion_version=None if previous == "none" else previous,
+                      reasons=reasons if interrupted else [note])
+        return result
     status = tags.get(VALIDATION_STATUS_TAG)
     reasons: list[str] = []
     if status != PASSED:
@@ -524,24 +570,28 @@ def promote_challenger(model_name: str, *, client: MlflowClient | None = None) -
             client,
             model_name,
             challenger_version,
-            {PROMOTION_STATUS_TAG: "rejected", PROMOTION_REASONS_TAG: _REASON_SEPARATOR.join(reasons)},
+            {PROMOTION_STATUS_TAG: REJECTED, PROMOTION_REASONS_TAG: _REASON_SEPARATOR.join(reasons)},
         )
         log.warning("%s v%s not promoted: %s", model_name, challenger_version, "; ".join(reasons))
         result["reasons"] = reasons
         return result
 
-    client.set_registered_model_alias(model_name, CHAMPION, challenger_version)
-    client.delete_registered_model_alias(model_name, CHALLENGER)
+    # The tags first (a re-run overwrites them), then the one commit: the champion alias.
     _set_version_tags(
         client,
         model_name,
         challenger_version,
         {
-            PROMOTION_STATUS_TAG: "promoted",
+            PROMOTION_STATUS_TAG: PROMOTED,
+            PROMOTION_REASONS_TAG: "passed validation: " + tags.get(VALIDATION_REASONS_TAG, ""),
             "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "previous_champion_version": current_champion or "none",
         },
     )
+    fault_point("promote:after_tags")
+    client.set_registered_model_alias(model_name, CHAMPION, challenger_version)
+    fault_point("promote:after_champion_alias")
+    client.delete_registered_model_alias(model_name, CHALLENGER)
     reasons = [f"v{challenger_version} passed validation: " + tags.get(VALIDATION_REASONS_TAG, "")]
     log.info("%s v%s is the champion (was %s)", model_name, challenger_version, current_champion or "none")
     result.update(promoted=True, champion_version=challenger_version, reasons=reasons)

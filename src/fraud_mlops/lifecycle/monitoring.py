@@ -437,9 +437,9 @@ def run_monitoring(
         MonitoringError: no predictions of the version (in the window), the version's run has no
             ``train_start``/``train_end`` params, or the reference window has no gold rows.
         ValueError: ``window_start > window_end``, a negative delay, ``window_days < 1``.
-        mlflow.exceptions.MlflowException: ``model_version`` does not exist or the model cannot load.
+        mlflow.exceptions.MlflowException: ``model_version`` does not exist.
+        fraud_mlops.lifecycle.scoring.ModelLoadError: the model version cannot be loaded.
     """
-    import mlflow.pyfunc
 
     thresholds = thresholds or MonitoringThresholds()
     if label_delay_days < 0:
@@ -492,7 +492,9 @@ def run_monitoring(
             f"gold has no rows in the training window [{ref_start}, {ref_end}] of v{version}"
         )
 
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    from fraud_mlops.lifecycle.scoring import load_pyfunc
+
+    model = load_pyfunc(f"models:/{model_name}/{version}")
     reference_scores = _predict(model, reference)
 
     feature_psi = {

@@ -77,6 +77,25 @@ class ChampionNotFoundError(LookupError):
     """Raised when the registered model has no version with the ``champion`` alias."""
 
 
+class ModelLoadError(RuntimeError):
+    """Raised when a registered model version's artifact cannot be loaded (deleted, corrupt, or
+    needing a package that is not installed)."""
+
+
+def load_pyfunc(model_uri: str):
+    """``mlflow.pyfunc.load_model(model_uri)``, with a clear error when it cannot be loaded.
+
+    Raises:
+        ModelLoadError: the artifact is missing or cannot be loaded; the message names the URI.
+    """
+    import mlflow.pyfunc
+
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except Exception as exc:  # MLflow raises MlflowException, OSError, ImportError ... for one cause
+        raise ModelLoadError(f"cannot load model {model_uri}: {type(exc).__name__}: {exc}") from exc
+
+
 def champion_uri(model_name: str) -> str:
     """The MLflow URI of the champion alias of ``model_name``: ``models:/<model_name>@champion``.
 
@@ -117,7 +136,7 @@ def champion_version(model_name: str) -> str:
     except MlflowException as exc:
         raise ChampionNotFoundError(
             f"registered model {model_name!r} has no version with alias '{CHAMPION_ALIAS}' "
-            f"(promote a model version first): {exc.message}"
+            f"(promote a model version first; deleting a version also removes its aliases): {exc.message}"
         ) from exc
     return str(mv.version)
 
@@ -173,7 +192,7 @@ def score_transactions(
 
     Raises:
         ValueError: ``threshold`` is outside [0, 1] or ``gold`` lacks a required column.
-        mlflow.exceptions.MlflowException: the model cannot be loaded.
+        ModelLoadError: the model cannot be loaded.
     """
     import mlflow.pyfunc
 
@@ -182,7 +201,10 @@ def score_transactions(
     missing = [c for c in required if c not in gold.columns]
     if missing:
         raise ValueError(f"gold rows lack column(s) {missing} needed for scoring")
-    predict = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local", result_type="double")
+    try:
+        predict = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local", result_type="double")
+    except Exception as exc:  # the artifact is loaded here, before any row is scored or written
+        raise ModelLoadError(f"cannot load model {model_uri} for scoring: {type(exc).__name__}: {exc}") from exc
     features = F.struct(*[F.col(c) for c in FEATURE_COLUMNS])
     when = _utc(scored_at)
     scored = gold.select(
@@ -303,8 +325,9 @@ def run_batch_scoring(
     Raises:
         ChampionNotFoundError: no ``champion`` alias on ``model_name``.
         fraud_mlops.platform.lakehouse.TableNotFoundError: the gold table does not exist.
-        ValueError: ``score_start > score_end``, a threshold outside [0, 1], or the model returned a
-            null score or one outside [0, 1].
+        ValueError: ``score_start > score_end``, a threshold outside [0, 1], explicit dates with no
+            gold rows between them, or the model returned a null score or one outside [0, 1].
+        ModelLoadError: the champion version's artifact cannot be loaded.
     """
     threshold = _check_threshold(threshold)
     version = champion_version(model_name)
@@ -349,6 +372,11 @@ def run_batch_scoring(
         n = int(stats["n"])
         result["rows_scored"] = n
         if n == 0:
+            if score_start is not None or score_end is not None:  # asked for by the caller: an error
+                raise ValueError(
+                    f"no gold rows with tx_date in [{start}, {end}] (score_start/score_end) in "
+                    f"{lakehouse.ref(GOLD_FEATURES).full_name}: nothing to score; check the dates"
+                )
             log.warning("no gold rows with tx_date in [%s, %s]: nothing to score", start, end)
             return result
         if int(stats["bad"] or 0):

@@ -195,6 +195,62 @@ def time_split(
     return train_df.reset_index(drop=True), test_df.reset_index(drop=True)
 
 
+class TrainingDataError(ValueError):
+    """The gold rows of a training window cannot train and test a model (no rows, one class only)."""
+
+
+def check_training_data(
+    gold: pd.DataFrame,
+    train_start: dt.date,
+    train_end: dt.date,
+    delay_days: int = 7,
+    test_days: int = 7,
+    *,
+    table: str = "gold",
+    label_col: str = LABEL_COLUMN,
+) -> tuple[int, int]:
+    """Check, before anything is trained or logged, that a window can train and test a model.
+
+    The training set (:func:`time_split`) must hold both classes of ``label_col`` (a model cannot
+    learn from legitimate transactions alone), and the test set at least one fraud (average
+    precision and card precision are undefined without one).
+
+    Args:
+        gold: gold rows covering :func:`required_date_range` (``tx_date``, ``customer_id``, the label).
+        table: the table's name, for messages.
+
+    Returns:
+        ``(n_train, n_test)``: the number of training and test transactions.
+
+    Raises:
+        TrainingDataError: an empty training or test set, no fraud or no legitimate transaction in
+            the training window, or no fraud in the test window; the message names the window, the
+            table and what it holds.
+    """
+    try:
+        train_df, test_df = time_split(gold, train_start, train_end, delay_days, test_days, label_col=label_col)
+    except ValueError as exc:
+        covered = ""
+        if not gold.empty and DAY_COLUMN in gold.columns:
+            days = _day_values(gold[DAY_COLUMN])
+            covered = f" (the rows read cover {days.min().date()}..{days.max().date()})"
+        elif gold.empty:
+            covered = " (no row of the table falls in the window)"
+        raise TrainingDataError(f"{table}: {exc}{covered}") from exc
+    train_frauds = int((train_df[label_col].fillna(0).astype(int) == 1).sum())
+    if train_frauds == 0 or train_frauds == len(train_df):
+        which = "fraud" if train_frauds == 0 else "legitimate transaction"
+        raise TrainingDataError(
+            f"{table}: the training window {train_start}..{train_end} has {len(train_df)} transactions and no "
+            f"{which} ({label_col}): a model cannot learn from one class; choose another window")
+    if int((test_df[label_col].fillna(0).astype(int) == 1).sum()) == 0:
+        first, last = evaluation_window(train_end, delay_days, test_days)
+        raise TrainingDataError(
+            f"{table}: the test window {first}..{last} has {len(test_df)} transactions and no fraud ({label_col}): "
+            "average precision and card precision are undefined; choose another window")
+    return len(train_df), len(test_df)
+
+
 # ------------------------------------------------------------------------------------ model input
 def _assert_no_leak(columns: list[str] | tuple[str, ...] | pd.Index) -> None:
     leaked = sorted(set(columns) & set(LEAKING_COLUMNS))

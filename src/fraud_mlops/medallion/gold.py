@@ -89,9 +89,11 @@ def build_gold(lakehouse: Lakehouse, label_delay_days: int = 7) -> dict[str, Any
             .cache()
         )
         predicate = f"tx_date >= '{start.isoformat()}' AND tx_date <= '{end.isoformat()}'"
-        lakehouse.overwrite(C.GOLD_FEATURES, rows, replace_where=predicate)
+        # The summary first: the features are what the next run checks (dates_to_recompute), so a run
+        # killed between the two writes recomputes these days and leaves no day without its summary.
         summary = daily_fraud_summary(silver.where(F.col("tx_date").between(start, end)))
         lakehouse.overwrite(C.GOLD_DAILY_SUMMARY, summary, replace_where=predicate)
+        lakehouse.overwrite(C.GOLD_FEATURES, rows, replace_where=predicate)
         result.update(recomputed_from=start.isoformat(), recomputed_to=end.isoformat(), rows_written=rows.count())
         rows.unpersist()
     result["gold_rows"] = lakehouse.count(C.GOLD_FEATURES)

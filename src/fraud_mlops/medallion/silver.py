@@ -5,6 +5,12 @@ checked by :data:`fraud_mlops.medallion.quality.SILVER_RULES` and unique on ``tr
 that break a rule go to **silver_transactions_quarantine** with every rule they broke. Per bronze
 file, rows in = silver rows + quarantined rows, recorded in **silver_processed_files** (the silver
 checkpoint, written last, so a crashed run is redone whole and leaves the same tables).
+
+Bronze's ``_rescued_data`` (the values of landing columns the pipeline does not know) is not
+silver's business: silver reads bronze without it, so neither silver nor the quarantine depend on
+which extra columns a file had. A quarantined row keeps the canonical landing columns as landed,
+``_corrupt_record`` (the raw line of a malformed row) and the lineage columns, which lead back to
+its bronze row and file.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from fraud_mlops.medallion.bronze import RESCUED_DATA
 from fraud_mlops.medallion.quality import DUPLICATE_RULE, PARSED_TX_DATETIME, SILVER_RULES, with_rule_results
 from fraud_mlops.platform import config as C
 from fraud_mlops.platform.lakehouse import Lakehouse, sql_literal
@@ -107,7 +114,8 @@ def build_silver(lakehouse: Lakehouse) -> dict[str, Any]:
         ``files_processed``, ``rows_in``, ``rows_silver``, ``rows_quarantined``, table totals
         ``silver_rows`` and ``quarantine_rows``, and ``quarantined_by_rule``.
 
-    Does nothing (zero counts) while bronze does not exist yet.
+    Does nothing (zero counts) while bronze does not exist yet. Bronze's ``_rescued_data`` is left out
+    (bronze tables written before it existed do not have it).
 
     Raises:
         AssertionError: the count reconciliation fails (never expected; guards the invariant).
@@ -118,7 +126,7 @@ def build_silver(lakehouse: Lakehouse) -> dict[str, Any]:
         return {"files_processed": 0, "rows_in": 0, "rows_silver": 0, "rows_quarantined": 0,
                 "silver_rows": lakehouse.count(C.SILVER_TRANSACTIONS),
                 "quarantine_rows": lakehouse.count(C.SILVER_QUARANTINE)}
-    bronze = lakehouse.read(C.BRONZE_TRANSACTIONS)
+    bronze = lakehouse.read(C.BRONZE_TRANSACTIONS).drop(RESCUED_DATA)
     done: set[str] = set()
     if lakehouse.exists(C.SILVER_PROCESSED_FILES):
         done = {r["source_file"] for r in lakehouse.read(C.SILVER_PROCESSED_FILES).select("source_file").collect()}

@@ -14,17 +14,73 @@ Two backends behind one interface:
 
 Every write keeps Delta's guarantees (atomic commits, history, time travel), so a re-run that
 overwrites a range or merges on a key leaves the same table.
+
+Concurrent writers (Spark backend): Delta commits optimistically, and a commit that conflicts with
+another writer's (``ConcurrentAppendException`` and its kin, :data:`CONCURRENT_MODIFICATION_ERRORS`)
+is rejected whole, nothing written. Each Spark write (overwrite, append, merge) is therefore retried
+on such a conflict, with exponential backoff (by default 4 attempts, waiting 1, 2 and 4 s between
+them), and then fails with a :class:`ConcurrentWriteError` naming the table and the attempts.
+
+Crash tests: after each commit, :func:`bundlekit.task_runtime.fault_point` is called with
+``after_write:<table>`` (a no-op unless ``$BUNDLEKIT_FAULT_AT`` names it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
+from bundlekit.task_runtime import fault_point
 from fraud_mlops.platform.config import LakehouseConfig, TableRef
+
+log = logging.getLogger("fraud_mlops.lakehouse")
+_T = TypeVar("_T")
+
+#: Delta's commit-conflict exceptions (``io.delta.exceptions`` / ``delta.exceptions``), and the
+#: error classes under which Databricks and Spark Connect report them (``[DELTA_CONCURRENT_APPEND]
+#: ...``). An exception whose class, a base class, or message names one of them is a conflict that a
+#: retry can resolve: the conflicting commit was rejected whole.
+CONCURRENT_MODIFICATION_ERRORS: tuple[str, ...] = (
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "MetadataChangedException",
+    "ConcurrentTransactionException",
+    "ProtocolChangedException",
+    "ConcurrentWriteException",
+    "DeltaConcurrentModificationException",
+    "DELTA_CONCURRENT_APPEND",
+    "DELTA_CONCURRENT_DELETE_READ",
+    "DELTA_CONCURRENT_DELETE_DELETE",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_CONCURRENT_TRANSACTION",
+    "DELTA_PROTOCOL_CHANGED",
+    "DELTA_CONCURRENT_WRITE",
+)
+#: Attempts of a Spark write on a conflict, and the wait before the second one (seconds; doubled
+#: before each further attempt).
+DEFAULT_WRITE_ATTEMPTS = 4
+DEFAULT_RETRY_BACKOFF_S = 1.0
+
+
+class ConcurrentWriteError(RuntimeError):
+    """A Delta write still conflicted with concurrent writers after every retry."""
+
+
+def is_concurrent_modification(exc: BaseException) -> bool:
+    """True when ``exc`` is one of Delta's commit conflicts (:data:`CONCURRENT_MODIFICATION_ERRORS`),
+    matched on the names of its class and base classes (classic pyspark with delta-spark raises
+    ``delta.exceptions.ConcurrentAppendException`` ...) or on its message (Spark Connect and
+    Databricks raise pyspark errors whose message names the Delta exception or error class)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = str(exc)
+    return any(marker in names or marker in text for marker in CONCURRENT_MODIFICATION_ERRORS)
 
 
 def sql_literal(value: object) -> str:
@@ -57,11 +113,27 @@ class Lakehouse:
     Args:
         spark: the session that reads and produces DataFrames.
         config: catalog, schema and backend of the target (see :class:`LakehouseConfig`).
+        write_attempts: attempts of a Spark-backend write that meets a concurrent-modification
+            conflict (>= 1; see the module docstring).
+        retry_backoff_s: seconds to wait before the second attempt, doubled before each further one.
+        sleep: the wait function (``time.sleep``; tests pass a recorder).
+
+    Raises:
+        ValueError: ``write_attempts < 1`` or a negative ``retry_backoff_s``.
     """
 
-    def __init__(self, spark: SparkSession, config: LakehouseConfig):
+    def __init__(self, spark: SparkSession, config: LakehouseConfig, *,
+                 write_attempts: int = DEFAULT_WRITE_ATTEMPTS,
+                 retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S,
+                 sleep: Callable[[float], Any] = time.sleep):
+        if write_attempts < 1 or retry_backoff_s < 0:
+            raise ValueError(f"write_attempts must be >= 1 and retry_backoff_s >= 0, got {write_attempts}, "
+                             f"{retry_backoff_s}")
         self.spark = spark
         self.config = config
+        self.write_attempts = write_attempts
+        self.retry_backoff_s = retry_backoff_s
+        self._sleep = sleep
 
     # ------------------------------------------------------------------ naming
     def ref(self, name: str) -> TableRef:
@@ -127,12 +199,43 @@ class Lakehouse:
         return self.read(name).count()
 
     # ------------------------------------------------------------------ writes
+    def _retry_conflicts(self, ref: TableRef, operation: str, write: Callable[[], _T]) -> _T:
+        """Run ``write`` (one Spark-backend commit to ``ref``), again after a concurrent-modification
+        conflict, up to :attr:`write_attempts` times with exponential backoff.
+
+        Raises:
+            ConcurrentWriteError: every attempt conflicted (chained to the last conflict).
+            Exception: whatever ``write`` raises that is not a conflict, at once.
+        """
+        delay = self.retry_backoff_s
+        for attempt in range(1, self.write_attempts + 1):
+            try:
+                return write()
+            except Exception as exc:
+                if not is_concurrent_modification(exc):
+                    raise
+                if attempt == self.write_attempts:
+                    raise ConcurrentWriteError(
+                        f"{operation} of Delta table {ref.full_name} failed after {attempt} attempt(s): "
+                        f"each conflicted with a concurrent write ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}); find the other job writing this "
+                        f"table, then re-run this one (its writes are idempotent)"
+                    ) from exc
+                log.warning("%s of %s conflicted with a concurrent write (attempt %d of %d: %s); retrying in %gs",
+                            operation, ref.full_name, attempt, self.write_attempts, type(exc).__name__, delay)
+                self._sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def overwrite(self, name: str, df: DataFrame, replace_where: str | None = None) -> None:
         """Replace the whole table, or only the rows matching ``replace_where``, with ``df``.
 
         ``replace_where`` is a SQL predicate both backends understand (for example
         ``tx_date >= '2018-08-01' AND tx_date <= '2018-08-07'``); every row of ``df`` must match it.
         The table is created when missing.
+
+        Raises:
+            ConcurrentWriteError: Spark backend, every attempt conflicted with a concurrent write.
         """
         ref = self.ref(name)
         if self._local:
@@ -144,24 +247,34 @@ class Lakehouse:
             else:
                 ref.path.parent.mkdir(parents=True, exist_ok=True)
                 write_deltalake(str(ref.path), data, mode="overwrite", schema_mode="overwrite")
-            return
-        writer = df.write.format("delta").mode("overwrite")
-        if replace_where is not None and self.exists(name):
-            writer = writer.option("replaceWhere", replace_where)
         else:
-            writer = writer.option("overwriteSchema", "true")
-        writer.saveAsTable(ref.full_name)
+            def write() -> None:
+                writer = df.write.format("delta").mode("overwrite")
+                if replace_where is not None and self.exists(name):
+                    writer = writer.option("replaceWhere", replace_where)
+                else:
+                    writer = writer.option("overwriteSchema", "true")
+                writer.saveAsTable(ref.full_name)
+
+            self._retry_conflicts(ref, "overwrite", write)
+        fault_point(f"after_write:{name}")
 
     def append(self, name: str, df: DataFrame) -> None:
-        """Append ``df`` to the table, creating it when missing."""
+        """Append ``df`` to the table, creating it when missing.
+
+        Raises:
+            ConcurrentWriteError: Spark backend, every attempt conflicted with a concurrent write.
+        """
         ref = self.ref(name)
         if self._local:
             from deltalake import write_deltalake
 
             ref.path.parent.mkdir(parents=True, exist_ok=True)
             write_deltalake(str(ref.path), _to_arrow(df), mode="append")
-            return
-        df.write.format("delta").mode("append").saveAsTable(ref.full_name)
+        else:
+            self._retry_conflicts(
+                ref, "append", lambda: df.write.format("delta").mode("append").saveAsTable(ref.full_name))
+        fault_point(f"after_write:{name}")
 
     def merge(
         self, name: str, df: DataFrame, keys: list[str], update_condition: str | None = None
@@ -175,6 +288,9 @@ class Lakehouse:
 
         Returns:
             ``{"inserted": n, "updated": m}``.
+
+        Raises:
+            ConcurrentWriteError: Spark backend, every attempt conflicted with a concurrent write.
         """
         ref = self.ref(name)
         if not self.exists(name):
@@ -191,21 +307,27 @@ class Lakehouse:
                 .when_not_matched_insert_all()
                 .execute()
             )
-            return {
+            counts = {
                 "inserted": int(metrics.get("num_target_rows_inserted", 0)),
                 "updated": int(metrics.get("num_target_rows_updated", 0)),
             }
-        # delta-spark >= 4.0 (and the Databricks runtimes) return the merge metrics as a DataFrame.
-        metrics_df = (
-            _delta_table(self.spark, ref.full_name)
-            .alias("t")
-            .merge(df.alias("s"), condition)
-            .whenMatchedUpdateAll(condition=update_condition)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-        row = metrics_df.collect()[0].asDict()
-        return {"inserted": int(row["num_inserted_rows"]), "updated": int(row["num_updated_rows"])}
+        else:
+            def write() -> dict[str, int]:
+                # delta-spark >= 4.0 (and the Databricks runtimes) return the merge metrics as a DataFrame.
+                metrics_df = (
+                    _delta_table(self.spark, ref.full_name)
+                    .alias("t")
+                    .merge(df.alias("s"), condition)
+                    .whenMatchedUpdateAll(condition=update_condition)
+                    .whenNotMatchedInsertAll()
+                    .execute()
+                )
+                row = metrics_df.collect()[0].asDict()
+                return {"inserted": int(row["num_inserted_rows"]), "updated": int(row["num_updated_rows"])}
+
+            counts = self._retry_conflicts(ref, "merge", write)
+        fault_point(f"after_write:{name}")
+        return counts
 
     def versions(self, names: list[str]) -> dict[str, int | None]:
         """Current Delta version of each named table (None for a missing one), for lineage logging."""
