@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed-stamp
 CONNECT_STAMP := $(CONNECT_VENV)/.installed-stamp
 UV := $(VENV)/bin/uv
 
-.PHONY: demo test setup lint validate mlflow-ui clean wheel lock connect-setup
+.PHONY: demo test test-faults setup lint validate mlflow-ui clean wheel lock connect-setup
 
 define check_python
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required and was not found: install it (e.g. pyenv install 3.12, or your package manager) or set PYTHON=/path/to/python3.12"; exit 1; }
@@ -57,7 +57,11 @@ demo: $(STAMP)
 	FRAUD_MLOPS_LOCAL_ROOT=$(abspath $(LAKEHOUSE)) $(VENV)/bin/fraud-mlops demo --landing $(LANDING) $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -m "not fault_injection" $(PYTEST_ARGS)
+
+# Crash safety: each job killed in a child process at several points, then re-run (about 3 minutes).
+test-faults: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m fault_injection $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests notebooks

@@ -82,7 +82,12 @@ DRIVER = (
 #: local Spark on little data starts in about half the time).
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
-pytestmark = pytest.mark.skipif(not SHIPPED_LANDING.is_dir(), reason="the shipped landing slice is missing")
+# Seven child processes, each starting its own Spark: about three minutes on 2 cores. `make test` leaves
+# them out to stay fast; `make test-faults` (and CI, .ci/run) runs them.
+pytestmark = [
+    pytest.mark.fault_injection,
+    pytest.mark.skipif(not SHIPPED_LANDING.is_dir(), reason="the shipped landing slice is missing"),
+]
 
 
 # ------------------------------------------------------------------------------------ helpers
