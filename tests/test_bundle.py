@@ -29,7 +29,7 @@ EXPECTED_NAMED_PARAMETERS = {
     ("ingestion", "silver"): ("fraud-silver", ["catalog", "schema"]),
     ("ingestion", "gold"): ("fraud-gold", ["catalog", "schema", "label_delay_days"]),
     ("training", "train"): ("fraud-train", [
-        "catalog", "schema", "experiment_name", "model_name", "train_start", "train_end", "delay_days",
+        "catalog", "schema", "experiment_name", "model_name", "train_start", "train_end", "train_days", "delay_days",
         "test_days", "candidate_model", "n_estimators", "max_depth", "learning_rate", "seed", "git_commit"]),
     ("training", "validate"): ("fraud-validate", [
         "catalog", "schema", "experiment_name", "model_name", "min_average_precision", "min_roc_auc",

@@ -27,6 +27,7 @@ from fraud_mlops.lifecycle.training import (
     model_input,
     model_pip_requirements,
     required_date_range,
+    resolve_training_window,
     time_split,
     train_and_log,
 )
@@ -388,3 +389,24 @@ def test_spark_udf_scores_gold_rows_as_they_are(spark, xgb_result, gold):
     expected = mlflow.pyfunc.load_model("models:/fraud_test_model/1").predict(model_input(sample))
     np.testing.assert_allclose(scored["score"].to_numpy(), expected, rtol=1e-6)
     assert ((scored["score"] >= 0) & (scored["score"] <= 1)).all()
+
+
+def test_training_window_from_any_subset_of_its_parameters():
+    d = dt.date
+    # Both dates: the window itself, whatever train_days says.
+    assert resolve_training_window(d(2018, 7, 25), d(2018, 7, 31), 28) == (d(2018, 7, 25), d(2018, 7, 31))
+    # train_end alone: the train_days days ending on it (the case that used to fail against the latest gold day).
+    assert resolve_training_window(None, d(2018, 7, 31), 7) == (d(2018, 7, 25), d(2018, 7, 31))
+    assert resolve_training_window(None, d(2018, 7, 31), 1) == (d(2018, 7, 31), d(2018, 7, 31))
+    # train_start alone: the train_days days starting on it.
+    assert resolve_training_window(d(2018, 7, 1), None, 14) == (d(2018, 7, 1), d(2018, 7, 14))
+    # Neither: the latest window whose delay and test days are all in gold.
+    latest = d(2018, 8, 31)
+    assert resolve_training_window(None, None, 7, latest_gold_day=latest, delay_days=7, test_days=7) == (
+        d(2018, 8, 11), d(2018, 8, 17))
+    with pytest.raises(ValueError, match="train_days must be >= 1"):
+        resolve_training_window(None, d(2018, 7, 31), 0)
+    with pytest.raises(ValueError, match="train_start 2018-08-01 is after train_end 2018-07-31"):
+        resolve_training_window(d(2018, 8, 1), d(2018, 7, 31))
+    with pytest.raises(ValueError, match="gold has no day to count back from"):
+        resolve_training_window(None, None, 7)

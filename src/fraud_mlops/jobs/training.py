@@ -35,42 +35,39 @@ def _gold_loader(lakehouse: Lakehouse, version: int | None = None):
     return load
 
 
-def default_training_window(
-    latest_gold_day, delay_days: int, test_days: int, train_days: int = 7
-) -> tuple[Any, Any]:
-    """The most recent window whose test days are all in gold: ``train_end = latest - delay - test``,
-    ``train_start = train_end - (train_days - 1)`` (dates)."""
-    import datetime as dt
-
-    train_end = latest_gold_day - dt.timedelta(days=delay_days + test_days)
-    return train_end - dt.timedelta(days=train_days - 1), train_end
-
-
 @entry_point
 def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train the candidate (XGBoost by default) and the logistic-regression baseline on a time-based
     split of gold, log both to MLflow, register the candidate and tag it ``challenger``.
 
-    Empty ``train_start``/``train_end`` mean the latest full window (see
-    :func:`default_training_window`).
+    Any subset of ``train_start``, ``train_end`` and ``train_days`` works
+    (:func:`fraud_mlops.lifecycle.training.resolve_training_window`): both dates give the window;
+    one date gives the ``train_days`` days ending or starting on it; neither gives the latest
+    ``train_days`` days whose test days are all in gold.
 
     Every parameter is checked before anything is read, and the training data before anything is
     written (no MLflow run, no model version): dates and their order, ``delay_days`` >= 0,
     ``test_days`` >= 1, ``n_estimators`` and ``max_depth`` >= 1, ``learning_rate`` in (0, 1],
-    ``seed`` >= 0, a known ``candidate_model``; a window with gold rows and both labels to learn from
+    ``seed`` >= 0, ``train_days`` >= 1, a known ``candidate_model``; a window with gold rows and both labels to learn from
     (:func:`fraud_mlops.lifecycle.training.check_training_data`)."""
     from pyspark.sql import functions as F
 
     from fraud_mlops.lifecycle.gate import run_training
     from fraud_mlops.lifecycle.tracking import configure_mlflow
-    from fraud_mlops.lifecycle.training import MODEL_TYPES, check_training_data, required_date_range
+    from fraud_mlops.lifecycle.training import (
+        MODEL_TYPES,
+        check_training_data,
+        required_date_range,
+        resolve_training_window,
+    )
     from fraud_mlops.platform import config as C
     from fraud_mlops.platform.lakehouse import TableNotFoundError
 
     p = parse_named_parameters(
         argv,
         [*TARGET, "experiment_name", "model_name"],
-        {"train_start": "", "train_end": "", "delay_days": "7", "test_days": "7", "candidate_model": "xgboost",
+        {"train_start": "", "train_end": "", "train_days": "7", "delay_days": "7", "test_days": "7",
+         "candidate_model": "xgboost",
          "n_estimators": "200", "max_depth": "4", "learning_rate": "0.05", "seed": "42", "git_commit": ""},
     )
     delay = parse_int(p["delay_days"], "delay_days", minimum=0)
@@ -78,6 +75,7 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
     start = parse_optional_date(p["train_start"], "train_start")
     end = parse_optional_date(p["train_end"], "train_end")
     check_date_order(start, end, "train_start", "train_end")
+    train_days = parse_int(p["train_days"], "train_days", minimum=1)
     if p["candidate_model"] not in MODEL_TYPES:
         raise ParameterError(f"parameter candidate_model={p['candidate_model']!r} is not a model type: "
                              f"use one of {', '.join(MODEL_TYPES)}")
@@ -91,13 +89,13 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
     gold_version = lakehouse.version(C.GOLD_FEATURES)
     if gold_version is None:
         raise TableNotFoundError(f"{lakehouse.ref(C.GOLD_FEATURES).full_name} does not exist: run ingestion first")
-    if start is None or end is None:
+    latest = None
+    if start is None and end is None:
         latest = lakehouse.read(C.GOLD_FEATURES, version=gold_version).agg(F.max("tx_date")).collect()[0][0]
         if latest is None:
             raise ValueError(f"{lakehouse.ref(C.GOLD_FEATURES).full_name} is empty: nothing to train on")
-        default_start, default_end = default_training_window(latest, delay, test_days)
-        start, end = start or default_start, end or default_end
-        check_date_order(start, end, "train_start", "train_end")
+    start, end = resolve_training_window(start, end, train_days, latest_gold_day=latest, delay_days=delay,
+                                         test_days=test_days)
     gold_pdf = _gold_loader(lakehouse, gold_version)(*required_date_range(start, end, delay, test_days))
     check_training_data(gold_pdf, start, end, delay, test_days, table=lakehouse.ref(C.GOLD_FEATURES).full_name)
     configure_mlflow(lakehouse.config, p["experiment_name"])

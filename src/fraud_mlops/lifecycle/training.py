@@ -117,6 +117,52 @@ def required_date_range(
     return train_start, evaluation_window(train_end, delay_days, test_days)[1]
 
 
+#: Days of history a model trains on when the window is not given in full (the Handbook's one week).
+DEFAULT_TRAIN_DAYS = 7
+
+
+def resolve_training_window(
+    train_start: dt.date | None,
+    train_end: dt.date | None,
+    train_days: int = DEFAULT_TRAIN_DAYS,
+    *,
+    latest_gold_day: dt.date | None = None,
+    delay_days: int = 7,
+    test_days: int = 7,
+) -> tuple[dt.date, dt.date]:
+    """The training window ``(train_start, train_end)`` from any subset of its parameters.
+
+    * both dates given: that window (``train_days`` is not used);
+    * ``train_end`` only: the ``train_days`` days ending on it;
+    * ``train_start`` only: the ``train_days`` days starting on it;
+    * neither: the latest window whose test days are all in gold, ``train_end = latest_gold_day -
+      delay_days - test_days``, and the ``train_days`` days ending there.
+
+    Args:
+        train_days: length of the window in days (>= 1) when it is not given by both dates.
+        latest_gold_day: the last ``tx_date`` in gold; needed only when neither date is given.
+
+    Raises:
+        ValueError: ``train_days < 1``, ``train_start`` after ``train_end``, or neither date and no
+            ``latest_gold_day``.
+    """
+    if int(train_days) < 1:
+        raise ValueError(f"train_days must be >= 1, got {train_days}")
+    span = dt.timedelta(days=int(train_days) - 1)
+    if train_start is None and train_end is None:
+        if latest_gold_day is None:
+            raise ValueError("neither train_start nor train_end is given, and gold has no day to count back from")
+        train_end = latest_gold_day - dt.timedelta(days=int(delay_days) + int(test_days))
+    if train_start is None:
+        assert train_end is not None
+        train_start = train_end - span
+    if train_end is None:
+        train_end = train_start + span
+    if train_start > train_end:
+        raise ValueError(f"train_start {train_start} is after train_end {train_end}")
+    return train_start, train_end
+
+
 def _day_values(series: pd.Series) -> pd.Series:
     """``tx_date`` as midnight timestamps, whether it holds dates, timestamps or ISO strings."""
     days = pd.to_datetime(series)
