@@ -27,7 +27,7 @@ from typing import Any
 from bundlekit import jobspec, quartz, schema_sources
 from bundlekit.findings import ERROR, WARNING, Problem, source_of
 from bundlekit.jobspec import key_path
-from bundlekit.loader import Bundle, relative_name
+from bundlekit.loader import Bundle, hashable, relative_name
 from bundlekit.yamlsource import YamlFile, read_yaml_file
 
 
@@ -861,13 +861,13 @@ def _task_compute_problems(ctx: Context, task: Mapping[str, Any], at: str, dotte
             f"job_cluster_key (a job cluster of the job), environment_key (a serverless environment of the job), "
             f"existing_cluster_id or new_cluster"))
     cluster = task.get("job_cluster_key")
-    if cluster not in (None, "") and not _unresolved(cluster) and _hashable(cluster) and cluster not in clusters:
+    if cluster not in (None, "") and not _unresolved(cluster) and hashable(cluster) and cluster not in clusters:
         key = f"{at}.job_cluster_key"
         problems.append(_problem(ctx, "compute", key,
                                  f"task {name!r} uses job cluster {cluster!r}, which {dotted}.job_clusters does not "
                                  f"declare (declared: {', '.join(map(str, clusters)) or 'none'})"))
     env_key = task.get("environment_key")
-    if env_key not in (None, "") and not _unresolved(env_key) and _hashable(env_key):
+    if env_key not in (None, "") and not _unresolved(env_key) and hashable(env_key):
         if env_key not in environments:
             key = f"{at}.environment_key"
             problems.append(_problem(ctx, "compute", key,
@@ -883,14 +883,6 @@ def _task_compute_problems(ctx: Context, task: Mapping[str, Any], at: str, dotte
     return problems
 
 
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
-
-
 _LOCAL_LIBRARY_KINDS = ("whl", "jar")
 
 
@@ -903,7 +895,7 @@ def wheel_runtime_problems(ctx: Context) -> list[Problem]:
     clusters = {key: definition for key, _, definition in _resources(ctx, "clusters")}
     for _, dotted, job in _jobs(ctx):
         job_clusters = {c.get("job_cluster_key"): _dict(c.get("new_cluster")) for c in _list(job.get("job_clusters"))
-                        if isinstance(c, dict) and _hashable(c.get("job_cluster_key"))}
+                        if isinstance(c, dict) and hashable(c.get("job_cluster_key"))}
         for at, task in job_tasks(job, dotted):
             if not isinstance(task.get("python_wheel_task"), dict):
                 continue
@@ -914,7 +906,7 @@ def wheel_runtime_problems(ctx: Context) -> list[Problem]:
             version = ""
             if isinstance(task.get("new_cluster"), dict):
                 version = _text(task["new_cluster"].get("spark_version"))
-            elif _hashable(task.get("job_cluster_key")) and task.get("job_cluster_key") in job_clusters:
+            elif hashable(task.get("job_cluster_key")) and task.get("job_cluster_key") in job_clusters:
                 version = _text(job_clusters[task["job_cluster_key"]].get("spark_version"))
             elif isinstance(task.get("existing_cluster_id"), str):
                 m = re.fullmatch(r"\$\{resources\.clusters\.([\w-]+)\.id\}", task["existing_cluster_id"].strip())

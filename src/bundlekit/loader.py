@@ -514,7 +514,7 @@ class _MergeConflict(Exception):
         self.override = override
 
 
-def _kind(value: Any) -> str:
+def yaml_kind(value: Any) -> str:
     """The CLI's name for the kind of a YAML value (``map``, ``sequence``, ``string``, ``int`` ...)."""
     if isinstance(value, dict):
         return "map"
@@ -581,11 +581,11 @@ def _merge(base: Any, override: Any, path: tuple[str, ...], where: tuple[str | i
         if key_of is not None:
             for i, item in enumerate(out_list):
                 k = key_of(item)
-                if k is not None and _hashable(k):
+                if k is not None and hashable(k):
                     index.setdefault(k, i)
         for item in override:
             k = key_of(item) if key_of is not None else None
-            if k is not None and _hashable(k) and k in index:
+            if k is not None and hashable(k) and k in index:
                 i = index[k]
                 out_list[i] = _merge(out_list[i], item, (*path, str(k)), (*loc, i), record, drop)
             else:
@@ -593,20 +593,20 @@ def _merge(base: Any, override: Any, path: tuple[str, ...], where: tuple[str | i
                 if record is not None:
                     record((*loc, len(out_list) - 1))
         return out_list
-    if _kind(base) != _kind(override):
+    if yaml_kind(base) != yaml_kind(override):
         containers = (dict, list)
         if drop is not None and isinstance(base, containers) and not isinstance(override, containers) \
                 and not (isinstance(override, str) and "${" in override):
-            drop(_dotted(loc), f"expected {_kind(base)}, found {_kind(override)}: the target's value is ignored")
+            drop(_dotted(loc), f"expected {yaml_kind(base)}, found {yaml_kind(override)}: the target's value is ignored")
             return base
         if drop is not None and isinstance(override, containers) and not isinstance(base, containers) \
                 and not (isinstance(base, str) and "${" in base):
-            drop(_dotted(loc), f"expected {_kind(override)}, found {_kind(base)}: the value is replaced by the "
+            drop(_dotted(loc), f"expected {yaml_kind(override)}, found {yaml_kind(base)}: the value is replaced by the "
                                f"target's")
             if record is not None:
                 record(loc)
             return copy.deepcopy(override)
-        raise _MergeConflict(_dotted(loc), _kind(base), _kind(override))
+        raise _MergeConflict(_dotted(loc), yaml_kind(base), yaml_kind(override))
     if record is not None:
         record(loc)  # as the CLI: the value's location is the last file that set it
     return copy.deepcopy(override)
@@ -633,19 +633,20 @@ def _merge_keyed_lists(config: dict[str, Any]) -> None:
                 index: dict[Any, int] = {}
                 for item in items:
                     k = key_of(item)
-                    if k is not None and _hashable(k) and k in index:
+                    if k is not None and hashable(k) and k in index:
                         try:
                             merged[index[k]] = _merge(merged[index[k]], item, ("resources", rtype, "_", name, str(k)))
                         except _MergeConflict:
                             merged.append(item)
                         continue
-                    if k is not None and _hashable(k):
+                    if k is not None and hashable(k):
                         index[k] = len(merged)
                     merged.append(item)
                 definition[name] = merged
 
 
-def _hashable(value: Any) -> bool:
+def hashable(value: Any) -> bool:
+    """True when ``value`` can be a dict key or set member (YAML can put a mapping where a key belongs)."""
     try:
         hash(value)
     except TypeError:

@@ -31,6 +31,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bundlekit.loader import yaml_kind
+
 #: Resource types of the pinned CLI (``bundle/config/resources.go``), plural -> singular name.
 CLI_RESOURCE_TYPES: dict[str, str] = {
     "jobs": "job", "job_runs": "job_run", "pipelines": "pipeline", "models": "model",
@@ -357,22 +359,6 @@ class FieldFinding:
     message: str
 
 
-def _kind_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "map"
-    if isinstance(value, list):
-        return "sequence"
-    return type(value).__name__
-
-
 def _join(base: str, part: str | int) -> str:
     if isinstance(part, int):
         return f"{base}[{part}]"
@@ -399,7 +385,7 @@ def check(shape: Shape, value: Any, key: str, *, anchored: frozenset[str] | set[
     kind = shape.kind
     if kind == "struct":
         if not isinstance(value, dict):
-            yield FieldFinding(key, "type", f"expected a map ({shape.name}), found {_kind_name(value)}")
+            yield FieldFinding(key, "type", f"expected a map ({shape.name}), found {yaml_kind(value)}")
             return
         fields = shape.fields
         for name, sub in value.items():
@@ -416,35 +402,35 @@ def check(shape: Shape, value: Any, key: str, *, anchored: frozenset[str] | set[
                 yield FieldFinding(key, "required", f'required field "{name}" is not set')
     elif kind == "map":
         if not isinstance(value, dict):
-            yield FieldFinding(key, "type", f"expected a map, found {_kind_name(value)}")
+            yield FieldFinding(key, "type", f"expected a map, found {yaml_kind(value)}")
             return
         for name, sub in value.items():
             yield from check(shape.item or ANY, sub, _join(key, str(name)), anchored=anchored, depth=depth + 1)
     elif kind == "list":
         if not isinstance(value, list):
-            yield FieldFinding(key, "type", f"expected a sequence, found {_kind_name(value)}")
+            yield FieldFinding(key, "type", f"expected a sequence, found {yaml_kind(value)}")
             return
         for i, sub in enumerate(value):
             yield from check(shape.item or ANY, sub, _join(key, i), anchored=anchored, depth=depth + 1)
     elif kind == "enum":
         if isinstance(value, (dict, list)):
-            yield FieldFinding(key, "type", f"expected a string, found {_kind_name(value)}")
+            yield FieldFinding(key, "type", f"expected a string, found {yaml_kind(value)}")
         elif str(value) not in shape.values and not (isinstance(value, bool) and str(value).lower() in shape.values):
             yield FieldFinding(key, "enum", f'invalid value "{value}" for enum field. Valid values are '
                                             f'[{" ".join(sorted(shape.values))}]')
     elif kind == "str":
         if isinstance(value, (dict, list)):
-            yield FieldFinding(key, "type", f"expected a string, found {_kind_name(value)}")
+            yield FieldFinding(key, "type", f"expected a string, found {yaml_kind(value)}")
     elif kind == "int":
         if isinstance(value, (bool, dict, list)):
-            yield FieldFinding(key, "type", f"expected an int, found {_kind_name(value)}")
+            yield FieldFinding(key, "type", f"expected an int, found {yaml_kind(value)}")
         elif isinstance(value, float) and not value.is_integer():
             yield FieldFinding(key, "type", f'cannot accurately represent "{value}" as integer')
         elif isinstance(value, str) and not _INT_TEXT.fullmatch(value):
             yield FieldFinding(key, "type", f'cannot parse "{value}" as an integer')
     elif kind == "float":
         if isinstance(value, (bool, dict, list)):
-            yield FieldFinding(key, "type", f"expected a float, found {_kind_name(value)}")
+            yield FieldFinding(key, "type", f"expected a float, found {yaml_kind(value)}")
         elif isinstance(value, str) and not _FLOAT_TEXT.fullmatch(value):
             yield FieldFinding(key, "type", f'cannot parse "{value}" as a floating point number')
     elif kind == "bool":
@@ -452,4 +438,4 @@ def check(shape: Shape, value: Any, key: str, *, anchored: frozenset[str] | set[
             if value.strip().lower() not in ("true", "false"):
                 yield FieldFinding(key, "type", f'cannot parse "{value}" as a boolean')
         elif not isinstance(value, bool):
-            yield FieldFinding(key, "type", f"expected a bool, found {_kind_name(value)}")
+            yield FieldFinding(key, "type", f"expected a bool, found {yaml_kind(value)}")
