@@ -30,16 +30,20 @@ EXPECTED_NAMED_PARAMETERS = {
     ("ingestion", "gold"): ("fraud-gold", ["catalog", "schema", "label_delay_days"]),
     ("training", "train"): ("fraud-train", [
         "catalog", "schema", "experiment_name", "model_name", "train_start", "train_end", "train_days", "delay_days",
-        "test_days", "candidate_model", "n_estimators", "max_depth", "learning_rate", "seed", "git_commit"]),
+        "test_days", "known_compromised_days", "candidate_model", "n_folds", "search_space", "n_random", "n_jobs",
+        "ablation", "backtest_weeks", "backtest_start", "threshold_method", "alert_budget", "cost_missed_fraud",
+        "cost_false_alert", "n_estimators", "max_depth", "learning_rate", "seed", "git_commit"]),
     ("training", "validate"): ("fraud-validate", [
         "catalog", "schema", "experiment_name", "model_name", "min_average_precision", "min_roc_auc",
-        "max_ap_degradation"]),
+        "max_ap_degradation", "min_shadow_days", "delay_days"]),
     ("training", "promote"): ("fraud-promote", ["catalog", "schema", "model_name"]),
     ("batch_scoring", "score"): ("fraud-score", [
-        "catalog", "schema", "model_name", "score_start", "score_end", "decision_threshold"]),
+        "catalog", "schema", "model_name", "score_start", "score_end", "decision_threshold", "alert_budget",
+        "shadow"]),
     ("monitoring", "monitor"): ("fraud-monitor", [
         "catalog", "schema", "model_name", "window_start", "window_end", "psi_alert_threshold",
-        "psi_retrain_threshold", "min_average_precision", "fail_on_alert", "label_delay_days"]),
+        "psi_retrain_threshold", "min_average_precision", "fail_on_alert", "label_delay_days",
+        "max_alerts_over_budget"]),
 }
 # Named parameters set at deploy time (bundle values), not from job parameters.
 DEPLOY_TIME_NAMED_PARAMETERS = {("training", "train"): {"git_commit": "${bundle.git.commit}"}}

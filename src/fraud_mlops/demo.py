@@ -5,13 +5,17 @@ chosen target, with parameters passed as a user would with ``fraud-mlops run JOB
 steps:
 
 1. **ingestion** over the landing folder (bronze -> silver -> gold);
-2. **training** on the Fraud Detection Handbook's split (train 2018-07-25..2018-07-31, 7-day delay,
-   test 2018-08-08..2018-08-14): XGBoost candidate + logistic-regression baseline, validation gate,
-   promotion;
+2. **training** on the Fraud Detection Handbook's test week (2018-08-08..2018-08-14, 7-day delay):
+   prequential model selection on the four weeks before it (Handbook ch. 5), the feature ablation,
+   a 4-week backtest, the XGBoost candidate refitted on the 56 days to 2018-07-31 with its
+   alert-budget threshold, the logistic-regression baseline, the validation gate and promotion;
 3. **training** again with the logistic-regression baseline as the candidate, to show the gate
-   judging a second model against the champion (it is promoted only if it is not worse);
-4. **batch_scoring** of the days after the test window with ``@champion``;
-5. **monitoring** of the same days: PSI drift against the training window, AP, card precision.
+   judging a second model against the champion (it is promoted only if it is not worse; when it is
+   not, it stays the challenger and is scored in shadow);
+4. **batch_scoring** of the days after the test window with ``@champion`` (alert budget, reason
+   codes) and ``@challenger`` in shadow;
+5. **monitoring** of the same days: PSI drift against the training window, AP, card precision,
+   alerts per day against the budget, and the shadow comparison.
 
 It ends with a summary (printed and written as JSON).
 """
@@ -31,7 +35,16 @@ from bundlekit.loader import find_bundle_root, load_bundle
 from bundlekit.runner import JobRunResult, run_job
 from fraud_mlops.platform import config as C
 
-HANDBOOK_SPLIT = {"train_start": "2018-07-25", "train_end": "2018-07-31", "delay_days": "7", "test_days": "7"}
+HANDBOOK_SPLIT = {"train_end": "2018-07-31", "delay_days": "7", "test_days": "7"}
+#: The backtest's first test week: the week after the last validation week (no overlap with selection).
+BACKTEST_START = "2018-08-01"
+#: ``--quick``: one fold, one XGBoost and one LR candidate, no ablation or backtest (for checks that
+#: compare two runs, such as benchmarks/bench_connect_vs_classic.py).
+QUICK_TRAINING = {
+    "n_folds": "1", "ablation": "false", "backtest_weeks": "0",
+    "search_space": '{"xgboost": {"max_depth": [4], "n_estimators": [100], "learning_rate": [0.05]}, '
+                    '"logistic_regression": {"C": [1.0]}}',
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true",
                    help="keep the existing local lakehouse (default: start from an empty one)")
     p.add_argument("--summary-json", default=None, help="where to write the summary (default <lakehouse>/demo-summary.json)")
-    p.add_argument("--train-start", default=HANDBOOK_SPLIT["train_start"])
+    p.add_argument("--train-start", default="", help="first training day (default: train_days before --train-end)")
     p.add_argument("--train-end", default=HANDBOOK_SPLIT["train_end"])
+    p.add_argument("--train-days", default="56", help="days of training history (default 56)")
+    p.add_argument("--backtest-start", default=BACKTEST_START, help="first test day of the 4-week backtest")
+    p.add_argument("--quick", action="store_true",
+                   help="one validation fold and one candidate per model type, no ablation or backtest")
     p.add_argument("--delay-days", default=HANDBOOK_SPLIT["delay_days"])
     p.add_argument("--test-days", default=HANDBOOK_SPLIT["test_days"])
     p.add_argument("--score-start", default="2018-08-15", help="first day scored and monitored")
@@ -104,15 +121,21 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     ingestion = job("ingestion", {}, "1/5 ingestion: landing -> bronze -> silver -> gold")
-    split = {"train_start": args.train_start, "train_end": args.train_end,
+    split = {"train_start": args.train_start, "train_end": args.train_end, "train_days": args.train_days,
              "delay_days": args.delay_days, "test_days": args.test_days}
-    training = job("training", split, "2/5 training: XGBoost candidate + LR baseline, gate, promotion")
+    selection = {"backtest_start": args.backtest_start, "backtest_weeks": "4"}
+    if args.quick:
+        selection = dict(QUICK_TRAINING)
+    training = job("training", {**split, **selection},
+                   "2/5 training: prequential selection, XGBoost candidate + LR baseline, gate, promotion")
     second = None
     if not args.skip_second_candidate:
-        second = job("training", {**split, "candidate_model": "logistic_regression"},
+        lr_only = {"search_space": '{"logistic_regression": {"C": [1.0]}}', "ablation": "false",
+                   "backtest_weeks": "0", "n_folds": "1" if args.quick else "4"}
+        second = job("training", {**split, "candidate_model": "logistic_regression", **lr_only},
                      "3/5 training: the LR baseline as a second candidate against the champion")
     scoring = job("batch_scoring", {"score_start": args.score_start, "score_end": args.score_end},
-                  "4/5 batch scoring with @champion")
+                  "4/5 batch scoring with @champion (and @challenger in shadow)")
     monitoring = job("monitoring", {"window_start": args.score_start, "window_end": args.score_end},
                      "5/5 monitoring: drift and quality")
 
@@ -155,7 +178,28 @@ def _gate(run: JobRunResult) -> dict[str, Any]:
         "promoted": promote.get("promoted"),
         "champion_version_after": promote.get("champion_version"),
         "reasons": promote.get("reasons") or validate.get("reasons"),
+        "selection": train.get("selection"),
+        "decision": train.get("decision"),
     }
+
+
+def _top_flagged(catalog: str, schema: str, start: str | None, end: str | None, n: int = 5) -> list[dict[str, Any]]:
+    """The ``n`` highest-scored flagged predictions of the scored range, with their reason codes."""
+    if start is None or end is None:
+        return []
+    from pyspark.sql import functions as F
+
+    from fraud_mlops.platform.config import LakehouseConfig
+    from fraud_mlops.platform.lakehouse import Lakehouse
+    from fraud_mlops.platform.session import get_spark
+
+    lakehouse = Lakehouse(get_spark(), LakehouseConfig.from_env(catalog, schema))
+    columns = ["transaction_id", "tx_date", "customer_id", "score", "card_daily_rank",
+               "reason_1", "reason_1_contribution", "reason_2", "reason_2_contribution", "reason_3",
+               "reason_3_contribution"]
+    rows = (lakehouse.read(C.PREDICTIONS).where(F.col("tx_date").between(start, end) & (F.col("decision") == 1))
+            .orderBy(F.col("score").desc(), "transaction_id").select(*columns).limit(n).collect())
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.asDict().items()} for r in rows]
 
 
 def build_summary(bundle, local_root: Path, landing: Path, n_files: int, ingestion: JobRunResult,
@@ -188,17 +232,46 @@ def build_summary(bundle, local_root: Path, landing: Path, n_files: int, ingesti
         },
         "training": _gate(training),
         "second_candidate": _gate(second) if second is not None else None,
-        "scoring": {k: score.get(k) for k in ("score_start", "score_end", "rows_scored", "inserted", "updated",
-                                              "flagged", "model_version", "decision_threshold")},
+        "scoring": {
+            **{k: score.get(k) for k in ("score_start", "score_end", "rows_scored", "inserted", "updated", "flagged",
+                                         "card_alerts", "alerts_per_day", "alert_budget", "model_version",
+                                         "decision_threshold", "threshold_source", "shadow")},
+            "top_flagged": _top_flagged(catalog, schema, score.get("score_start"), score.get("score_end")),
+        },
         "monitoring": {
             **{k: mon.get(k) for k in ("window_start", "window_end", "reference_start", "reference_end",
                                        "n_transactions", "n_labeled", "label_delay_days", "score_psi", "max_feature_psi", "max_feature_psi_column",
                                        "average_precision", "card_precision_top_100", "fraud_rate", "alert",
-                                       "retrain", "reasons")},
+                                       "retrain", "reasons", "alerts_per_day_mean", "alerts_per_day_max",
+                                       "alert_budget", "precision_within_budget", "precision_flagged", "shadow")},
             "retraining_triggered": bool(retrain is not None and retrain.status == "SUCCESS"),
         },
         "mlflow_ui": f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri sqlite:///{local_root / 'mlflow.db'}",
     }
+
+
+def _print_selection(selection: dict[str, Any] | None, decision: dict[str, Any] | None) -> None:
+    if selection:
+        folds = selection.get("folds") or []
+        span = f"{folds[-1]['validation_start']}..{folds[0]['validation_end']}" if folds else "?"
+        print(f"  selection: {selection.get('n_candidates')} candidates x {len(folds)} prequential folds"
+              f" (validation {span})")
+        for model, chosen in (selection.get("selected") or {}).items():
+            print(f"    {model:<20} {chosen.get('params')}: validation CP@100"
+                  f" {_fmt(chosen.get('mean_card_precision_top_100'))} AP {_fmt(chosen.get('mean_average_precision'))}")
+        for row in selection.get("ablation") or []:
+            print(f"    ablation {row['features']:<32} CP@100 {_fmt(row['mean_card_precision_top_100'])}"
+                  f" AP {_fmt(row['mean_average_precision'])} ({row['delta_average_precision']:+.4f} AP)")
+        bt = selection.get("backtest")
+        if bt:
+            weeks = bt.get("weeks") or []
+            print(f"    backtest {len(weeks)} weeks {weeks[0]['test_start']}..{weeks[-1]['test_end']}:"
+                  f" AP {bt['mean_average_precision']:.3f} +/- {bt['std_average_precision']:.3f},"
+                  f" ROC AUC {bt['mean_roc_auc']:.3f} +/- {bt['std_roc_auc']:.3f},"
+                  f" CP@100 {bt['mean_card_precision_top_100']:.3f} +/- {bt['std_card_precision_top_100']:.3f}")
+    if decision:
+        print(f"  decision threshold {_fmt(decision.get('decision_threshold'))} ({decision.get('method')},"
+              f" {decision.get('alert_budget')} cards/day, from {decision.get('source')})")
 
 
 def print_summary(s: dict[str, Any], path: Path) -> None:
@@ -228,9 +301,23 @@ def print_summary(s: dict[str, Any], path: Path) -> None:
               + (f" vs champion v{v.get('champion_version')} AP {_fmt(champ.get('average_precision'))}" if champ else " (no champion yet)"))
         verdict = "PROMOTED to champion" if gate["promoted"] else "NOT promoted (stays challenger)"
         print(f"  -> {verdict}: {'; '.join(gate['reasons'] or [])}")
+        _print_selection(gate.get("selection"), gate.get("decision"))
     sc = s["scoring"]
     print(f"scoring: {sc['rows_scored']:,} rows {sc['score_start']}..{sc['score_end']} with champion v{sc['model_version']}"
-          f" ({sc['flagged']:,} flagged at threshold {sc['decision_threshold']}; inserted {sc['inserted']:,}, updated {sc['updated']:,})")
+          f" ({sc['flagged']:,} flagged at threshold {_fmt(sc['decision_threshold'])}; inserted {sc['inserted']:,},"
+          f" updated {sc['updated']:,})")
+    if sc.get("alerts_per_day") is not None:
+        print(f"  alerts: {sc['alerts_per_day']} cards/day against a budget of {sc.get('alert_budget')}"
+              f" (threshold from {sc.get('threshold_source')})")
+    for row in sc.get("top_flagged") or []:
+        reasons = ", ".join(f"{row[f'reason_{i}']} {row[f'reason_{i}_contribution']:+.2f}"
+                            for i in (1, 2, 3) if row.get(f"reason_{i}"))
+        print(f"  tx {row['transaction_id']} ({row['tx_date']}, card {row['customer_id']}) score {row['score']:.3f}:"
+              f" {reasons}")
+    shadow = sc.get("shadow")
+    if shadow:
+        print(f"  shadow: challenger v{shadow['model_version']} scored the same {shadow['rows_scored']:,} rows into"
+              f" {shadow['predictions_table']} ({shadow.get('alerts_per_day')} cards/day at {_fmt(shadow['decision_threshold'])})")
     mo = s["monitoring"]
     quality = (
         f"AP {_fmt(mo['average_precision'])}, card precision@100 {_fmt(mo['card_precision_top_100'])},"
@@ -243,6 +330,16 @@ def print_summary(s: dict[str, Any], path: Path) -> None:
           f" ({mo['max_feature_psi_column']}), {quality}")
     print(f"  quality on {mo['n_labeled']:,} of {mo['n_transactions']:,} rows: those whose labels are known"
           f" (at least {mo['label_delay_days']} days old)")
+    if mo.get("alerts_per_day_mean") is not None:
+        print(f"  alerts per day: mean {_fmt(mo['alerts_per_day_mean'])}, max {mo['alerts_per_day_max']}"
+              f" (budget {mo['alert_budget']}); precision within budget {_fmt(mo.get('precision_within_budget'))},"
+              f" of flagged cards {_fmt(mo.get('precision_flagged'))}")
+    sh = mo.get("shadow")
+    if sh:
+        print(f"  shadow, {sh.get('n_days')} labelled days: champion v{mo.get('model_version', '')} AP"
+              f" {_fmt(sh.get('champion_average_precision'))} CP@100 {_fmt(sh.get('champion_card_precision_top_100'))}"
+              f" | challenger v{sh.get('challenger_version')} AP {_fmt(sh.get('challenger_average_precision'))}"
+              f" CP@100 {_fmt(sh.get('challenger_card_precision_top_100'))}")
     print(f"  alert: {mo['alert']}, retrain: {mo['retrain']}" + (f" ({'; '.join(mo['reasons'])})" if mo['reasons'] else "")
           + (", retraining job triggered" if mo["retraining_triggered"] else ""))
     print(f"wall time: {s['wall_time_s']} s  {s['step_seconds']}")

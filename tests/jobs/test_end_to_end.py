@@ -73,11 +73,17 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
 
     # Training: train -> validate -> promote, on a short split of the slice.
     split = {"train_start": "2018-07-22", "train_end": "2018-07-24", "delay_days": "2", "test_days": "3",
-             "n_estimators": "40", "min_average_precision": "0.2", "min_roc_auc": "0.7"}
+             "n_folds": "2", "ablation": "false", "backtest_weeks": "1", "alert_budget": "20",
+             "search_space": '{"xgboost": {"n_estimators": [20, 40]}, "logistic_regression": {"C": [1.0]}}',
+             "min_average_precision": "0.2", "min_roc_auc": "0.7"}
     training = _run(bundle, "training", split)
     train = training.tasks["train"].result
     assert set(train["models"]) == {"xgboost", "logistic_regression"}
     assert train["window"]["test_start"] == "2018-07-27" and train["window"]["test_end"] == "2018-07-29"
+    # chosen on the two validation folds before the training window's end, never on the test days
+    assert [f["validation_end"] for f in train["selection"]["folds"]] == ["2018-07-24", "2018-07-21"]
+    assert train["models"]["xgboost"]["params"]["n_estimators"] == train["selection"]["selected"]["xgboost"]["params"]["n_estimators"]
+    assert train["decision"]["alert_budget"] == 20 and 0 < train["decision"]["decision_threshold"] < 1
     assert training.tasks["promote"].result["promoted"] is True, training.tasks["validate"].result["reasons"]
     version = training.tasks["promote"].result["champion_version"]
 
@@ -86,20 +92,27 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
     scored = _run(bundle, "batch_scoring", scoring_params).tasks["score"].result
     n_days = lakehouse.read(C.GOLD_FEATURES).where(F.col("tx_date") >= "2018-07-30").count()
     assert scored["rows_scored"] == scored["inserted"] == n_days and scored["model_version"] == version
+    assert scored["decision_threshold"] == train["decision"]["decision_threshold"] and scored["alert_budget"] == 20
     predictions_version = lakehouse.version(C.PREDICTIONS)
     again = _run(bundle, "batch_scoring", scoring_params).tasks["score"].result
     assert again["inserted"] == again["updated"] == 0
     assert lakehouse.version(C.PREDICTIONS) == predictions_version
 
     # Monitoring writes its metrics and decides on the retrain branch.
-    monitoring = _run(bundle, "monitoring", {"window_start": "2018-07-30", "window_end": "2018-07-31",
-                                             "min_average_precision": "0.05", "label_delay_days": "0"})
+    window = {"window_start": "2018-07-30", "window_end": "2018-07-31", "min_average_precision": "0.05",
+              "label_delay_days": "0"}
+    monitoring = _run(bundle, "monitoring", {**window, "psi_retrain_threshold": "100"})
     monitor = monitoring.tasks["monitor"].result
     assert monitor["n_transactions"] == n_days and 0.0 <= monitor["score_psi"] < 0.25
-    assert monitor["average_precision"] is not None
-    assert monitoring.tasks["retrain"].status == ("SUCCESS" if monitor["retrain"] else "EXCLUDED")
+    assert monitor["average_precision"] is not None and monitor["alerts_per_day_mean"] is not None
+    assert monitor["retrain"] is False and monitoring.tasks["retrain"].status == "EXCLUDED"
     metrics = lakehouse.read(C.MONITORING_METRICS)
     assert metrics.where("metric = 'psi'").count() == len(FEATURE_COLUMNS) + 1
+    # A retrain decision runs the training job with its defaults: 56 days of history and 4 prequential
+    # folds, which these 24 days cannot fill, so it fails with an error naming what is missing.
+    retrain = run_job(bundle, "monitoring", {**window, "psi_retrain_threshold": "0"}, log=lambda line: None)
+    assert retrain.tasks["monitor"].result["retrain"] is True and retrain.tasks["retrain"].status == "FAILED"
+    assert "train FAILED" in retrain.tasks["retrain"].error
 
     # The exploratory notebook imports the same library and runs on the same tables.
     monkeypatch.setenv("FRAUD_CATALOG", lakehouse.config.catalog)

@@ -16,10 +16,10 @@ from fraud_mlops.medallion.schema import FEATURE_COLUMNS, LABEL_COLUMN
 from fraud_mlops.platform.config import LakehouseConfig
 
 INT_FEATURES = frozenset(
-    {"is_weekend", "is_night", "customer_distinct_terminals_1d"}
+    {"is_weekend", "is_night", "customer_distinct_terminals_1d", "customer_high_amount_count_7d"}
     | {c for c in FEATURE_COLUMNS if "_tx_count_" in c}
 )
-NULLABLE_FEATURES = ("customer_seconds_since_prev_tx", "customer_amount_ratio_30d")
+NULLABLE_FEATURES = ("customer_seconds_since_prev_tx", "customer_amount_ratio_30d", "terminal_days_since_first_fraud_30d")
 
 
 # ----------------------------------------------------------------------------- synthetic gold

@@ -102,11 +102,90 @@ def test_thresholds_are_checked():
         GateThresholds(min_average_precision=1.5)
     with pytest.raises(ValueError):
         GateThresholds(max_ap_degradation=-0.1)
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="min_shadow_days"):
+            GateThresholds(min_shadow_days=bad)
     assert GateThresholds().to_dict() == {
         "min_average_precision": 0.3,
         "min_roc_auc": 0.75,
         "max_ap_degradation": 0.02,
+        "min_shadow_days": 0,
     }
+
+
+# ------------------------------------------------------------------------------------ shadow evidence
+TS = dataclasses.replace(T, min_shadow_days=5)
+
+
+def shadow(n_days, champion_ap=0.6, challenger_ap=0.62, champion_version="3"):
+    return {
+        "champion_version": champion_version,
+        "challenger_version": "4",
+        "n_days": n_days,
+        "champion_average_precision": champion_ap,
+        "challenger_average_precision": challenger_ap,
+        "champion_card_precision_top_100": 0.1,
+        "challenger_card_precision_top_100": 0.1,
+    }
+
+
+def test_min_shadow_days_zero_ignores_shadow_evidence():
+    for evidence in (None, shadow(0), shadow(30, challenger_ap=0.1)):
+        with_shadow = decide(m(0.7), m(0.68), T, champion_version=3, shadow=evidence)
+        assert with_shadow == decide(m(0.7), m(0.68), T, champion_version=3)
+    assert decide(m(0.7), None, T, shadow=shadow(0)).reasons == decide(m(0.7), None, T).reasons
+
+
+def test_too_few_shadow_days_block():
+    decision = decide(m(0.7), m(0.68), TS, champion_version=3, shadow=shadow(3))
+    assert not decision.promote
+    assert decision.reasons == [
+        "needs 5 labelled shadow days, has 3: keep scoring in shadow and validate again"
+    ]
+    never = decide(m(0.7), m(0.68), TS, champion_version=3, shadow=None)
+    assert never.reasons == ["needs 5 labelled shadow days, has 0: keep scoring in shadow and validate again"]
+
+
+def test_worse_challenger_on_shadow_days_blocks():
+    decision = decide(m(0.7), m(0.68), TS, champion_version=3, shadow=shadow(7, 0.6, 0.5))
+    assert not decision.promote
+    assert decision.reasons == [
+        "shadow average_precision 0.5 is 0.1 below champion v3 0.6 on 7 labelled shadow days (tolerance 0.02)"
+    ]
+    # better on the test window does not make up for the shadow days; both failures are listed
+    both = decide(m(0.6), m(0.68), TS, champion_version=3, shadow=shadow(7, 0.6, 0.5))
+    assert len(both.reasons) == 2 and "below champion v3 0.68" in both.reasons[0]
+    # no fraud on the shadow days: no evidence either way
+    undefined = decide(m(0.7), m(0.68), TS, champion_version=3, shadow=shadow(7, None, None))
+    assert not undefined.promote and "undefined on 7 labelled shadow days" in undefined.reasons[0]
+    # evidence against another champion does not count
+    stale = decide(m(0.7), m(0.68), TS, champion_version=3, shadow=shadow(7, champion_version="2"))
+    assert not stale.promote and "compares against v2, not champion v3" in stale.reasons[0]
+
+
+def test_enough_good_shadow_days_pass():
+    decision = decide(m(0.7), m(0.68), TS, champion_version=3, shadow=shadow(5))
+    assert decision.promote
+    assert decision.reasons[-1] == (
+        "shadow average_precision 0.62 >= champion v3 0.6 on 5 labelled shadow days"
+    )
+    within = decide(m(0.7), m(0.68), TS, champion_version=3, shadow=shadow(9, 0.6, 0.59))
+    assert within.promote
+    assert within.reasons[-1] == (
+        "shadow average_precision 0.59 is 0.01 below champion v3 0.6 on 9 labelled shadow days, "
+        "within tolerance 0.02"
+    )
+
+
+def test_shadow_check_does_not_apply_without_champion():
+    decision = decide(m(0.7), None, TS, shadow=None)
+    assert decision.promote
+    assert decision.reasons == [
+        "no champion yet; absolute thresholds met",
+        "average_precision 0.7 >= minimum 0.5",
+        "roc_auc 0.9 >= minimum 0.8",
+        "no champion: the shadow check (min_shadow_days 5) does not apply",
+    ]
 
 
 # ------------------------------------------------------------------------------------ registry
@@ -184,6 +263,7 @@ def test_train_validate_promote_then_reject_a_worse_model(tracking):
         "train_end": "2018-04-07",
         "delay_days": 7,
         "test_days": 7,
+        "known_compromised_days": None,  # None: the known frauds of the whole training window
         "test_start": "2018-04-15",
         "test_end": "2018-04-21",
     }
@@ -282,6 +362,85 @@ def test_validation_and_promotion_need_a_registered_challenger(tracking):
         validate_challenger("no_such_model", make_gold(n_days=1, n_customers=2), T)
     with pytest.raises(LookupError, match="not registered"):
         promote_challenger("no_such_model")
+
+
+def test_validation_requires_shadow_evidence(tracking):
+    """validate_challenger asks shadow_source for the evidence, lets decide() judge it, records it."""
+    client = tracking
+    gold = make_gold()
+    train, test = time_split(gold, **WINDOW)
+    strict = dataclasses.replace(T, min_shadow_days=5)
+    calls = []
+    evidence = {}
+
+    def source(champion_version, challenger_version):
+        calls.append((champion_version, challenger_version))
+        return evidence.get("value")
+
+    def new_challenger():
+        # the same data and seed: the test-window check passes, only the shadow days decide
+        trained = train_and_log(train, test, "xgboost", FAST_XGB, model_name=NAME, extra_params=WINDOW)
+        register_challenger(NAME, trained.registered_version)
+        return str(trained.registered_version)
+
+    # --- no champion: the shadow check does not apply, the source is not asked
+    new_challenger()
+    first = validate_challenger(NAME, gold, strict, shadow_source=source)
+    assert first["promote"] and calls == [] and first["shadow"] is None
+    assert first["reasons"][-1] == "no champion: the shadow check (min_shadow_days 5) does not apply"
+    assert "validation_shadow_days" not in _tags(client, 1)
+    assert promote_challenger(NAME)["promoted"]
+
+    # --- a challenger never scored in shadow, then with too few labelled days: blocked
+    assert new_challenger() == "2"
+    blocked = validate_challenger(NAME, gold, strict, shadow_source=source)
+    assert calls == [("1", "2")]
+    assert blocked["validation_status"] == "failed"
+    assert blocked["reasons"] == [
+        "needs 5 labelled shadow days, has 0: keep scoring in shadow and validate again"
+    ]
+    assert _tags(client, 2)["validation_shadow_days"] == "0"
+    evidence["value"] = shadow(3, 0.6, 0.7, champion_version="1")
+    few = validate_challenger(NAME, gold, strict, shadow_source=source)
+    assert not few["promote"] and "has 3" in few["reasons"][0]
+    assert not promote_challenger(NAME)["promoted"]
+    assert _aliases(client) == {"champion": "1", "challenger": "2"}
+
+    # --- enough days, but worse than the champion on them: blocked
+    evidence["value"] = shadow(6, 0.6, 0.5, champion_version="1")
+    worse = validate_challenger(NAME, gold, strict, shadow_source=source)
+    assert not worse["promote"]
+    assert worse["reasons"] == [
+        "shadow average_precision 0.5 is 0.1 below champion v1 0.6 on 6 labelled shadow days (tolerance 0.02)"
+    ]
+    tags = _tags(client, 2)
+    assert tags["validation_status"] == "failed" and tags["validation_shadow_days"] == "6"
+    assert float(tags["validation_shadow_challenger_average_precision"]) == 0.5
+    assert float(tags["validation_shadow_champion_average_precision"]) == 0.6
+
+    # --- enough good days: passed, recorded, promoted
+    evidence["value"] = shadow(6, 0.6, 0.61, champion_version="1")
+    good = validate_challenger(NAME, gold, strict, shadow_source=source)
+    assert good["promote"] and good["validation_status"] == "passed"
+    assert good["shadow"]["n_days"] == 6
+    assert good["reasons"][-1] == "shadow average_precision 0.61 >= champion v1 0.6 on 6 labelled shadow days"
+    json.dumps(good, allow_nan=False)
+    tags = _tags(client, 2)
+    assert tags["validation_shadow_days"] == "6"
+    assert float(tags["validation_shadow_challenger_average_precision"]) == 0.61
+    assert float(tags["validation_shadow_challenger_card_precision_top_100"]) == 0.1
+    assert all(UC_TAG_KEY.match(key) for key in tags)
+    run = client.get_run(good["validation_run_id"])
+    assert run.data.metrics["shadow_days"] == 6 and run.data.params["min_shadow_days"] == "5"
+    assert promote_challenger(NAME)["promoted"]
+    assert _aliases(client) == {"champion": "2"}
+
+    # --- min_shadow_days=0 (the default): today's gate, the evidence is only recorded
+    assert new_challenger() == "3"
+    evidence["value"] = None
+    lenient = validate_challenger(NAME, gold, T, shadow_source=source)
+    assert lenient["promote"] and not any("shadow" in r for r in lenient["reasons"])
+    assert _tags(client, 3)["validation_shadow_days"] == "0"
 
 
 # ------------------------------------------------------------------------------------ tag rules

@@ -203,3 +203,90 @@ def test_explicit_range_without_gold_rows_is_an_error_and_writes_nothing(lakehou
     with pytest.raises(ValueError, match=r"no gold rows with tx_date in \[2019-01-01, 2019-01-02\]"):
         run_batch_scoring(lakehouse, MODEL_NAME, dt.date(2019, 1, 1), dt.date(2019, 1, 2))
     assert not lakehouse.exists(PREDICTIONS)
+
+
+# ----------------------------------------------------------------------------- decisions, reason codes, shadow
+XGB_MODEL = "fraud_scoring_xgb_model"
+
+
+@pytest.fixture(scope="module")
+def xgb_versions(mlflow_store, train_pdf):
+    """An XGBoost champion (threshold and budget tags as training records them) and an LR challenger."""
+    from mlflow.tracking import MlflowClient
+
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+    from fraud_mlops.lifecycle.training import train_and_log
+
+    configure_mlflow(mlflow_store, "exp")
+    window = {"train_start": "2018-04-01", "train_end": "2018-04-06", "delay_days": 0, "test_days": 2}
+    train, test = train_pdf.iloc[:720], train_pdf.iloc[720:]
+    client = MlflowClient()
+    versions = {}
+    for alias, model_type, threshold, budget in (("champion", "xgboost", 0.2, 5), ("challenger", "logistic_regression", 0.3, 5)):
+        result = train_and_log(train, test, model_type, {"n_estimators": 30} if model_type == "xgboost" else None,
+                               model_name=XGB_MODEL, extra_params=window)
+        version = str(result.registered_version)
+        client.set_model_version_tag(XGB_MODEL, version, "decision_threshold", repr(threshold))
+        client.set_model_version_tag(XGB_MODEL, version, "alert_budget", str(budget))
+        client.set_registered_model_alias(XGB_MODEL, alias, version)
+        versions[alias] = version
+    return versions
+
+
+def test_recorded_threshold_daily_ranks_budget_and_reason_codes(lakehouse, gold, mlflow_store, xgb_versions):
+    from fraud_mlops.lifecycle.scoring import run_batch_scoring
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+
+    configure_mlflow(mlflow_store, "exp")
+    result = run_batch_scoring(lakehouse, XGB_MODEL, SCORE_DAYS[0], SCORE_DAYS[-1], shadow=False)
+    assert result["decision_threshold"] == 0.2 and result["alert_budget"] == 5
+    assert "tag decision_threshold" in result["threshold_source"] and result["shadow"] is None
+    res = lakehouse.read(PREDICTIONS).toPandas()
+    assert (res["decision"] == (res["score"] >= 0.2).astype(int)).all() and res["decision"].sum() > 0
+    for _, day in res.groupby("tx_date"):
+        # daily_rank: 1..n by score (descending), ties by transaction id
+        ordered = day.sort_values(["score", "transaction_id"], ascending=[False, True])
+        assert ordered["daily_rank"].tolist() == list(range(1, len(day) + 1))
+        # card_daily_rank: the cards by their highest score; within_budget = the first 5 cards
+        cards = day.groupby("customer_id")["score"].max().reset_index()
+        cards = cards.sort_values(["score", "customer_id"], ascending=[False, True]).reset_index(drop=True)
+        expected = dict(zip(cards["customer_id"], range(1, len(cards) + 1)))
+        assert (day["card_daily_rank"] == day["customer_id"].map(expected)).all()
+        assert day.loc[day["within_budget"] == 1, "customer_id"].nunique() == min(5, len(cards))
+        assert (day["within_budget"] == (day["card_daily_rank"] <= 5)).all()
+    flagged = res["decision"] == 1
+    assert res.loc[flagged, "reason_1"].isin(FEATURE_COLUMNS).all()
+    assert (res.loc[flagged, "reason_1_contribution"] >= res.loc[flagged, "reason_2_contribution"]).all()
+    assert res.loc[~flagged, ["reason_1", "reason_3", "reason_3_contribution"]].isna().all().all()
+    assert result["card_alerts"] == res.loc[flagged].groupby("tx_date")["customer_id"].nunique().sum()
+
+    # a job override wins over the recorded values and rewrites the rows
+    again = run_batch_scoring(lakehouse, XGB_MODEL, SCORE_DAYS[0], SCORE_DAYS[-1], threshold=0.9, alert_budget=2,
+                              shadow=False)
+    assert again["updated"] == len(res) and again["threshold_source"] == "job parameter decision_threshold"
+
+
+def test_shadow_scoring_never_touches_predictions(lakehouse, gold, mlflow_store, xgb_versions):
+    from fraud_mlops.lifecycle.scoring import run_batch_scoring
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+    from fraud_mlops.platform.config import PREDICTIONS_SHADOW
+
+    configure_mlflow(mlflow_store, "exp")
+    run_batch_scoring(lakehouse, XGB_MODEL, SCORE_DAYS[0], SCORE_DAYS[-1], shadow=False)
+    before_rows, before_version = _sorted_rows(lakehouse.read(PREDICTIONS)), lakehouse.version(PREDICTIONS)
+    assert not lakehouse.exists(PREDICTIONS_SHADOW)
+
+    result = run_batch_scoring(lakehouse, XGB_MODEL, SCORE_DAYS[0], SCORE_DAYS[-1])
+    assert lakehouse.version(PREDICTIONS) == before_version and _sorted_rows(lakehouse.read(PREDICTIONS)) == before_rows
+    shadow = lakehouse.read(PREDICTIONS_SHADOW).toPandas()
+    assert result["shadow"]["model_version"] == xgb_versions["challenger"] == shadow["model_version"].unique().item()
+    assert result["shadow"]["decision_threshold"] == 0.3 and result["shadow"]["inserted"] == len(shadow)
+    assert sorted(shadow["transaction_id"]) == sorted(r[0] for r in before_rows)
+    # the challenger's own scores, not the champion's
+    champion_scores = {r[0]: r[3] for r in before_rows}
+    assert any(abs(champion_scores[t] - s) > 1e-6 for t, s in zip(shadow["transaction_id"], shadow["score"]))
+    # a re-run changes neither table
+    shadow_version = lakehouse.version(PREDICTIONS_SHADOW)
+    again = run_batch_scoring(lakehouse, XGB_MODEL, SCORE_DAYS[0], SCORE_DAYS[-1])
+    assert again["shadow"]["inserted"] == again["shadow"]["updated"] == 0
+    assert (lakehouse.version(PREDICTIONS), lakehouse.version(PREDICTIONS_SHADOW)) == (before_version, shadow_version)

@@ -48,6 +48,15 @@ from mlflow.exceptions import MlflowException
 
 from bundlekit.task_runtime import fault_point
 from fraud_mlops.lifecycle.metrics import evaluate_scores
+from fraud_mlops.lifecycle.selection import SelectionSettings, run_selection
+from fraud_mlops.lifecycle.thresholds import (
+    ALERT_BUDGET,
+    COST,
+    DEFAULT_ALERT_BUDGET,
+    THRESHOLD_METHODS,
+    alert_budget_threshold,
+    cost_threshold,
+)
 from fraud_mlops.lifecycle.training import (
     CARD_COLUMN,
     DAY_COLUMN,
@@ -104,12 +113,18 @@ class GateThresholds:
         min_average_precision: minimum test average precision.
         min_roc_auc: minimum test ROC AUC.
         max_ap_degradation: tolerance: the challenger's average precision may be at most this much
-            (absolute) below the champion's on the same test window.
+            (absolute) below the champion's on the same test window, and, with ``min_shadow_days``,
+            on the shadow days.
+        min_shadow_days: labelled days of shadow scoring (challenger scored beside the champion on
+            the same production transactions, :func:`fraud_mlops.lifecycle.monitoring.shadow_summary`)
+            a challenger needs before it can replace a champion (int >= 0). 0, the default, turns the
+            shadow check off (the gate then judges on the test window only).
     """
 
     min_average_precision: float = 0.3
     min_roc_auc: float = 0.75
     max_ap_degradation: float = 0.02
+    min_shadow_days: int = 0
 
     def __post_init__(self) -> None:
         for name in ("min_average_precision", "min_roc_auc"):
@@ -118,8 +133,11 @@ class GateThresholds:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
         if not self.max_ap_degradation >= 0.0:
             raise ValueError(f"max_ap_degradation must be >= 0, got {self.max_ap_degradation}")
+        days = self.min_shadow_days
+        if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 0:
+            raise ValueError(f"min_shadow_days must be an integer >= 0, got {days!r}")
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -184,6 +202,7 @@ def decide(
     thresholds: GateThresholds,
     *,
     champion_version: str | int | None = None,
+    shadow: dict[str, Any] | None = None,
 ) -> GateDecision:
     """Decide whether a candidate may replace the champion (pure function).
 
@@ -191,11 +210,28 @@ def decide(
 
     1. ``average_precision >= min_average_precision``;
     2. ``roc_auc >= min_roc_auc``;
-    3. with a champion: ``average_precision >= champion average_precision - max_ap_degradation``.
+    3. with a champion: ``average_precision >= champion average_precision - max_ap_degradation``;
+    4. only when ``thresholds.min_shadow_days > 0`` and there is a champion (``champion_metrics`` or
+       ``champion_version`` given), on the shadow evidence ``shadow``: at least ``min_shadow_days``
+       labelled shadow days (``shadow["n_days"]``; a None ``shadow`` has 0), a defined pooled average
+       precision on them, and ``challenger_average_precision >= champion_average_precision -
+       max_ap_degradation``. When ``shadow`` names a ``champion_version``, it must be the champion.
+       Without a champion the check does not apply (a passing reason says so); with
+       ``min_shadow_days == 0`` it is skipped and ``shadow`` is ignored (the reasons are unchanged).
 
     A missing or non-finite (``nan``: single-class test window) candidate metric fails its check.
     A champion whose average precision is not finite cannot be compared against; the candidate is
     then judged on the absolute thresholds only (and a reason says so).
+
+    Args:
+        candidate_metrics: the challenger's test-window metrics (``average_precision``, ``roc_auc``).
+        champion_metrics: the champion's metrics on the same window, None without a champion.
+        thresholds: the gate's limits.
+        champion_version: the champion's version, for the reasons.
+        shadow: pooled shadow evidence, as :func:`fraud_mlops.lifecycle.monitoring.shadow_summary`
+            returns it: ``n_days`` (int), ``champion_average_precision`` and
+            ``challenger_average_precision`` (float in [0, 1] or None), optionally
+            ``champion_version``; None when the challenger was never scored in shadow.
     """
     champ_label = "champion" if champion_version is None else f"champion v{champion_version}"
     failures: list[str] = []
@@ -239,6 +275,14 @@ def decide(
             else:
                 passes.append(f"average_precision {_fmt(ap)} >= {champ_label} {_fmt(champ_ap)}")
 
+    if thresholds.min_shadow_days > 0:
+        if champion_metrics is None and champion_version is None:
+            passes.append(
+                f"no champion: the shadow check (min_shadow_days {thresholds.min_shadow_days}) does not apply"
+            )
+        else:
+            _check_shadow(shadow, thresholds, champion_version, champ_label, failures, passes)
+
     promote = not failures
     return GateDecision(
         promote=promote,
@@ -247,6 +291,54 @@ def decide(
         champion_metrics=None if champion_metrics is None else dict(champion_metrics),
         champion_version=None if champion_version is None else str(champion_version),
     )
+
+
+def _check_shadow(
+    shadow: dict[str, Any] | None,
+    thresholds: GateThresholds,
+    champion_version: str | int | None,
+    champ_label: str,
+    failures: list[str],
+    passes: list[str],
+) -> None:
+    """Check 4 of :func:`decide`: enough labelled shadow days, and no AP degradation on them."""
+    needed = thresholds.min_shadow_days
+    n_days = 0 if shadow is None else int(shadow.get("n_days") or 0)
+    compared = None if shadow is None else shadow.get("champion_version")
+    if compared is not None and champion_version is not None and str(compared) != str(champion_version):
+        failures.append(
+            f"shadow evidence compares against v{compared}, not {champ_label}: "
+            "keep scoring in shadow and validate again"
+        )
+        return
+    if n_days < needed:
+        failures.append(
+            f"needs {needed} labelled shadow days, has {n_days}: keep scoring in shadow and validate again"
+        )
+        return
+    champ_ap = _metric(shadow, "champion_average_precision")
+    ap = _metric(shadow, "challenger_average_precision")
+    on_days = f"on {n_days} labelled shadow days"
+    if not (math.isfinite(champ_ap) and math.isfinite(ap)):
+        failures.append(
+            f"shadow average_precision is undefined {on_days} (no fraud among them): "
+            "keep scoring in shadow and validate again"
+        )
+        return
+    tolerance = thresholds.max_ap_degradation
+    gap = champ_ap - ap
+    if gap > tolerance + 1e-12:
+        failures.append(
+            f"shadow average_precision {_fmt(ap)} is {_fmt(gap)} below {champ_label} {_fmt(champ_ap)} "
+            f"{on_days} (tolerance {_fmt(tolerance)})"
+        )
+    elif gap > 0:
+        passes.append(
+            f"shadow average_precision {_fmt(ap)} is {_fmt(gap)} below {champ_label} {_fmt(champ_ap)} "
+            f"{on_days}, within tolerance {_fmt(tolerance)}"
+        )
+    else:
+        passes.append(f"shadow average_precision {_fmt(ap)} >= {champ_label} {_fmt(champ_ap)} {on_days}")
 
 
 # ------------------------------------------------------------------------------------ the registry
@@ -342,12 +434,17 @@ def _window_from_run(client: MlflowClient, run_id: str) -> dict[str, Any]:
         raise ValueError(
             f"training run {run_id} lacks parameter(s) {missing}; cannot re-derive its test window"
         )
-    return {
+    window: dict[str, Any] = {
         "train_start": dt.date.fromisoformat(params["train_start"]),
         "train_end": dt.date.fromisoformat(params["train_end"]),
         "delay_days": int(params["delay_days"]),
         "test_days": int(params["test_days"]),
     }
+    # Runs logged before known_compromised_days existed blocked the cards of the whole window.
+    known = params.get("known_compromised_days", "")
+    if known not in ("", "None", "none"):
+        window["known_compromised_days"] = int(known)
+    return window
 
 
 def _load_gold(gold: GoldSource, first_day: dt.date, last_day: dt.date) -> pd.DataFrame:
@@ -384,6 +481,7 @@ def validate_challenger(
     thresholds: GateThresholds | None = None,
     *,
     client: MlflowClient | None = None,
+    shadow_source: Callable[[str, str], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Validate the ``challenger`` of ``model_name`` against the gate and record the outcome.
 
@@ -393,20 +491,35 @@ def validate_challenger(
     :func:`fraud_mlops.lifecycle.training.required_date_range`. Challenger and (when one exists) champion are
     scored on that same window, and :func:`decide` judges.
 
+    Shadow evidence: when ``shadow_source`` is given and there is a champion, it is called once as
+    ``shadow_source(champion_version, challenger_version)`` (version strings) and must return the
+    pooled shadow comparison (the dict of :func:`fraud_mlops.lifecycle.monitoring.shadow_summary`:
+    ``n_days``, ``champion_average_precision``, ``challenger_average_precision``,
+    ``champion_card_precision_top_100``, ``challenger_card_precision_top_100``) or None when the
+    challenger was never scored in shadow; :func:`decide` reads it when
+    ``thresholds.min_shadow_days > 0``. A callable keeps this module free of Spark
+    (:func:`fraud_mlops.lifecycle.monitoring.shadow_source` builds one over the lakehouse).
+
     Recorded on the challenger version (tags): ``validation_status`` (``passed``/``failed``),
     ``validation_reasons`` (joined by ``"; "``), ``validation_run_id``, ``validation_test_start``,
     ``validation_test_end``, ``validation_champion_version`` (``none`` without champion),
     ``validation_<metric>`` (challenger) and ``validation_champion_<metric>`` (champion); values
-    longer than 1000 characters end in ``…``. The
+    longer than 1000 characters end in ``…``. When shadow evidence was looked up (see above), also
+    ``validation_shadow_days`` (labelled shadow days, ``0`` when ``shadow_source`` returned None) and
+    ``validation_shadow_<metric>`` for ``champion_average_precision``,
+    ``challenger_average_precision``, ``champion_card_precision_top_100`` and
+    ``challenger_card_precision_top_100`` (``nan`` when undefined). The
     validation run (active experiment, run name ``validate-<model>-v<version>``) has the same
     outcome as tags, the window and thresholds as params and ``challenger_<metric>`` /
-    ``champion_<metric>`` metrics. While validating, the status is reset to ``pending``, so a
-    validation that crashes never leaves a stale ``passed``.
+    ``champion_<metric>`` metrics (and ``shadow_days`` / ``shadow_<metric>`` with shadow evidence).
+    While validating, the status is reset to ``pending``, so a validation that crashes never leaves
+    a stale ``passed``.
 
     Returns:
         ``{"model_name", "challenger_version", "champion_version", "validation_status",
         "promote", "reasons", "challenger_metrics", "champion_metrics", "test_start", "test_end",
-        "thresholds", "validation_run_id"}`` (JSON-able; non-finite metrics become None).
+        "thresholds", "validation_run_id", "shadow"}`` (JSON-able; non-finite metrics become None;
+        ``shadow`` is the shadow evidence, None when not looked up or not found).
 
     Raises:
         LookupError: the model has no ``challenger``.
@@ -434,7 +547,17 @@ def validate_challenger(
     champion_metrics = None
     if champion_version is not None:
         champion_metrics = _evaluate(f"models:/{model_name}/{champion_version}", test_df)
-    decision = decide(challenger_metrics, champion_metrics, thresholds, champion_version=champion_version)
+    shadow_checked = shadow_source is not None and champion_version is not None
+    shadow = shadow_source(champion_version, challenger_version) if shadow_checked else None
+    shadow_metrics: dict[str, float] = {}
+    if shadow_checked:
+        shadow_metrics["days"] = float(0 if shadow is None else shadow.get("n_days") or 0)
+        for key in ("champion_average_precision", "challenger_average_precision",
+                    "champion_card_precision_top_100", "challenger_card_precision_top_100"):
+            shadow_metrics[key] = _metric(shadow, key)
+    decision = decide(
+        challenger_metrics, champion_metrics, thresholds, champion_version=champion_version, shadow=shadow
+    )
     status = PASSED if decision.promote else FAILED
     reasons_text = _REASON_SEPARATOR.join(decision.reasons)
 
@@ -461,6 +584,8 @@ def validate_challenger(
         mlflow.log_metrics({f"challenger_{k}": float(v) for k, v in challenger_metrics.items()})
         if champion_metrics is not None:
             mlflow.log_metrics({f"champion_{k}": float(v) for k, v in champion_metrics.items()})
+        if shadow_metrics:
+            mlflow.log_metrics({f"shadow_{k}": v for k, v in shadow_metrics.items()})
         validation_run_id = run.info.run_id
 
     version_tags: dict[str, Any] = {
@@ -472,6 +597,10 @@ def validate_challenger(
         **{
             registry_tag_key("validation", "champion", k): repr(float(v))
             for k, v in (champion_metrics or {}).items()
+        },
+        **{
+            registry_tag_key("validation", "shadow", k): str(int(v)) if k == "days" else repr(float(v))
+            for k, v in shadow_metrics.items()
         },
         VALIDATION_REASONS_TAG: reasons_text,
     }
@@ -492,6 +621,7 @@ def validate_challenger(
         "test_end": test_end.isoformat(),
         "thresholds": thresholds.to_dict(),
         "validation_run_id": validation_run_id,
+        "shadow": None if shadow is None else _json_metrics(dict(shadow)),
     }
 
 
@@ -613,9 +743,62 @@ class TrainingSummary:
     n_test: int
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     git_commit: str | None = None
+    selection: dict[str, Any] | None = None
+    decision: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: Model version tags that tell batch scoring how to turn scores into alerts.
+DECISION_THRESHOLD_TAG = "decision_threshold"
+ALERT_BUDGET_TAG = "alert_budget"
+THRESHOLD_METHOD_TAG = "threshold_method"
+THRESHOLD_SOURCE_TAG = "threshold_source"
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """How training sets the candidate's decision threshold (:mod:`fraud_mlops.lifecycle.thresholds`).
+
+    Attributes:
+        method: ``alert_budget`` (the threshold that raises about ``alert_budget`` card alerts a day
+            on out-of-sample scores) or ``cost`` (``cost_false_alert / (cost_false_alert +
+            cost_missed_fraud)``).
+        alert_budget: cards investigators review per day (>= 1); recorded with either method, as
+            batch scoring marks the ``alert_budget`` highest-ranked cards of each day.
+        cost_missed_fraud, cost_false_alert: the cost matrix (currency units, > 0), for ``cost``.
+    """
+
+    method: str = ALERT_BUDGET
+    alert_budget: int = DEFAULT_ALERT_BUDGET
+    cost_missed_fraud: float | None = None
+    cost_false_alert: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in THRESHOLD_METHODS:
+            raise ValueError(f"threshold method must be one of {list(THRESHOLD_METHODS)}, got {self.method!r}")
+        if int(self.alert_budget) < 1:
+            raise ValueError(f"alert_budget must be >= 1, got {self.alert_budget}")
+        if self.method == COST and (self.cost_missed_fraud is None or self.cost_false_alert is None):
+            raise ValueError("threshold method 'cost' needs cost_missed_fraud and cost_false_alert")
+
+
+def _decision(settings: DecisionSettings, oof_scores: pd.DataFrame | None, candidate_uri: str,
+              test_df: pd.DataFrame) -> dict[str, Any]:
+    if settings.method == COST:
+        threshold = cost_threshold(float(settings.cost_missed_fraud), float(settings.cost_false_alert))
+        source = f"cost matrix: missed fraud {settings.cost_missed_fraud}, false alert {settings.cost_false_alert}"
+    elif oof_scores is not None and not oof_scores.empty:
+        threshold = alert_budget_threshold(oof_scores, settings.alert_budget)
+        days = oof_scores[DAY_COLUMN].nunique()
+        source = f"prequential validation scores ({days} days)"
+    else:  # no selection: the held-out test window's scores of the candidate
+        scored = test_df[[DAY_COLUMN, CARD_COLUMN]].assign(score=score_model(candidate_uri, test_df))
+        threshold = alert_budget_threshold(scored, settings.alert_budget)
+        source = f"test window scores ({scored[DAY_COLUMN].nunique()} days)"
+    return {"method": settings.method, "decision_threshold": float(threshold),
+            "alert_budget": int(settings.alert_budget), "source": source}
 
 
 def run_training(
@@ -631,24 +814,49 @@ def run_training(
     lr_params: dict[str, Any] | None = None,
     table_versions: dict[str, int | None] | None = None,
     git_commit: str | None = None,
+    selection: SelectionSettings | None = None,
+    decision: DecisionSettings | None = None,
+    known_compromised_days: int | None = None,
 ) -> dict[str, Any]:
-    """Train XGBoost and the logistic-regression baseline, each in its own run; register the candidate.
+    """Select, train and log XGBoost and the logistic-regression baseline; register the candidate.
 
-    ``gold_pdf`` is the gold table (at least :func:`fraud_mlops.lifecycle.training.required_date_range`) as
-    pandas. Both models see the same split. The ``candidate_model`` run's model is registered as
-    ``model_name`` (when given) and becomes the ``challenger`` (:func:`register_challenger`); the
-    other run is logged only, as a baseline. Runs are tagged ``role=candidate|baseline``.
-    ``git_commit`` defaults to :func:`fraud_mlops.lifecycle.training.git_commit`.
+    ``gold_pdf`` is the gold table as pandas, covering :func:`fraud_mlops.lifecycle.training.required_date_range`
+    and, with ``selection``, :func:`fraud_mlops.lifecycle.selection.selection_date_range`.
+
+    1. **Selection** (when ``selection`` is given with ``n_folds >= 1``): prequential validation over
+       its search space (:func:`fraud_mlops.lifecycle.selection.run_selection`, one parent MLflow run
+       with a nested run per candidate, the ablation and the backtest). The selected parameters of
+       each model type in the space replace ``xgb_params`` / ``lr_params``; a model type absent from
+       the space keeps the given parameters. The test window plays no part.
+    2. **Refit** each model on the training window and evaluate it once on the test window, one run
+       each (tags ``role=candidate|baseline``, ``selection_run_id``). Both see the same split, with
+       ``known_compromised_days`` (see :func:`fraud_mlops.lifecycle.training.time_split`; None: the
+       whole training window).
+    3. **Decision threshold** of the candidate (``decision``, :class:`DecisionSettings`; alert budget of
+       100 cards a day by default): from the selected candidate's out-of-fold validation scores, or,
+       without selection, from its scores on the held-out test window.
+    4. **Registration**: the candidate is registered as ``model_name`` (when given), made the
+       ``challenger`` (:func:`register_challenger`) and tagged ``decision_threshold``,
+       ``alert_budget``, ``threshold_method`` and ``threshold_source``, which batch scoring reads.
 
     Returns:
         JSON-able ``{"model_name", "candidate_model", "registered_version", "candidate_run_id",
         "candidate_model_uri", "window": {"train_start", "train_end", "delay_days", "test_days",
-        "test_start", "test_end"}, "n_train", "n_test", "models": {model_type: {"run_id",
-        "model_uri", "metrics", "params"}}, "git_commit"}``.
+        "known_compromised_days", "test_start", "test_end"}, "n_train", "n_test", "models":
+        {model_type: {"run_id", "model_uri", "metrics", "params"}}, "git_commit", "selection" (None or
+        :meth:`SelectionResult.to_dict`), "decision": {"method", "decision_threshold", "alert_budget",
+        "source"}}``.
+
+    Raises:
+        ValueError: an unknown candidate model, or bad settings.
+        fraud_mlops.lifecycle.training.TrainingDataError: a fold, the window or a backtest week that
+            gold cannot fill.
     """
     if candidate_model not in MODEL_TYPES:
         raise ValueError(f"candidate_model must be one of {list(MODEL_TYPES)}, got {candidate_model!r}")
-    train_df, test_df = time_split(gold_pdf, train_start, train_end, delay_days, test_days)
+    decision = decision or DecisionSettings()
+    train_df, test_df = time_split(gold_pdf, train_start, train_end, delay_days, test_days,
+                                   known_compromised_days=known_compromised_days)
     test_start, test_end = evaluation_window(train_end, delay_days, test_days)
     commit = git_commit if git_commit is not None else current_git_commit()
     window = {
@@ -656,15 +864,30 @@ def run_training(
         "train_end": as_date(train_end, "train_end").isoformat(),
         "delay_days": int(delay_days),
         "test_days": int(test_days),
+        "known_compromised_days": None if known_compromised_days is None else int(known_compromised_days),
         "test_start": test_start.isoformat(),
         "test_end": test_end.isoformat(),
     }
-    params_by_model = {XGBOOST: xgb_params, LOGISTIC_REGRESSION: lr_params}
+    params_by_model = {XGBOOST: dict(xgb_params or {}), LOGISTIC_REGRESSION: dict(lr_params or {})}
+    chosen = None
+    selected = None
+    if selection is not None and selection.n_folds >= 1:
+        selected = run_selection(gold_pdf, train_start=as_date(train_start), train_end=as_date(train_end),
+                                 delay_days=delay_days, test_days=test_days, settings=selection,
+                                 candidate_model=candidate_model)
+        for model_type, result in selected.selected.items():
+            seed = params_by_model[model_type].get("seed")
+            params_by_model[model_type] = {**result.candidate.params, **({"seed": seed} if seed is not None else {})}
+        chosen = selected.selected.get(candidate_model)
     order = [candidate_model] + [m for m in MODEL_TYPES if m != candidate_model]
     models: dict[str, dict[str, Any]] = {}
     results = {}
+    run_window = {k: ("none" if v is None else v) for k, v in window.items()}
     for model_type in order:
         is_candidate = model_type == candidate_model
+        tags = {"role": "candidate" if is_candidate else "baseline"}
+        if selected is not None:
+            tags["selection_run_id"] = selected.run_id or "none"
         result = train_and_log(
             train_df,
             test_df,
@@ -672,10 +895,10 @@ def run_training(
             params_by_model[model_type],
             model_name=model_name if is_candidate else None,
             run_name=f"{model_type}-{window['train_start']}-{window['train_end']}",
-            extra_params=window,
+            extra_params=run_window,
             table_versions=table_versions,
             git_commit=commit,
-            tags={"role": "candidate" if is_candidate else "baseline"},
+            tags=tags,
         )
         results[model_type] = result
         models[model_type] = {
@@ -685,11 +908,24 @@ def run_training(
             "params": result.params,
         }
     candidate = results[candidate_model]
+    oof = chosen.validation_scores if chosen is not None else None
+    decided = _decision(decision, oof, candidate.model_uri, test_df)
+    client = MlflowClient()
+    for key in (DECISION_THRESHOLD_TAG, ALERT_BUDGET_TAG):
+        client.log_param(candidate.run_id, key, decided["decision_threshold" if key == DECISION_THRESHOLD_TAG
+                                                           else "alert_budget"])
+    client.set_tag(candidate.run_id, THRESHOLD_SOURCE_TAG, decided["source"])
     registered = None
     if model_name is not None:
         if candidate.registered_version is None:
             raise RuntimeError(f"{candidate_model} model was not registered as {model_name}")
         registered = str(candidate.registered_version)
+        _set_version_tags(client, model_name, registered, {
+            DECISION_THRESHOLD_TAG: repr(decided["decision_threshold"]),
+            ALERT_BUDGET_TAG: str(decided["alert_budget"]),
+            THRESHOLD_METHOD_TAG: decided["method"],
+            THRESHOLD_SOURCE_TAG: decided["source"],
+        })
         register_challenger(model_name, registered)
     return TrainingSummary(
         model_name=model_name,
@@ -702,6 +938,8 @@ def run_training(
         n_test=len(test_df),
         models=models,
         git_commit=commit,
+        selection=None if selected is None else selected.to_dict(),
+        decision=decided,
     ).to_dict()
 
 

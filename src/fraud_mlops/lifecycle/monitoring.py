@@ -1,4 +1,5 @@
-"""Drift and quality monitoring of the champion model: PSI per feature and on the score, precision.
+"""Drift, quality and alert-budget monitoring of the champion model, and the shadow comparison of the
+challenger.
 
 Definitions used here:
 
@@ -15,6 +16,19 @@ Definitions used here:
   Learning for Credit Card Fraud Detection - Practical Handbook*, 2022, section 4.2) daily share of
   fraudulent cards among the ``k`` cards with the highest risk, averaged over days; computed by
   :func:`fraud_mlops.lifecycle.metrics.card_precision_top_k`.
+* **Alerts** (operational view of the same predictions): an *alert* is a card (``customer_id``) with at
+  least one transaction of ``decision = 1`` on a day; investigators can review ``alert_budget`` cards a
+  day (recorded on each predictions row). A card is *compromised* on a day when any of its transactions
+  that day is a fraud (the card label is the day's maximum ``tx_fraud``, as in the Handbook). The
+  precision within budget is the share of compromised cards among the (day, card) pairs with
+  ``within_budget = 1``; unlike card precision top-k its denominator is the number of such pairs, and
+  cards are not removed after a detection. See :func:`alert_statistics`.
+* **Shadow mode**: while a ``challenger`` alias exists, batch scoring also scores it on the same
+  transactions into :data:`fraud_mlops.platform.config.PREDICTIONS_SHADOW` (same columns as
+  predictions). :func:`shadow_comparison` compares champion and challenger on the transactions both
+  scored, on labelled days only; :func:`shadow_summary` pools it for monitoring and for the gate
+  (:func:`fraud_mlops.lifecycle.gate.decide`, ``min_shadow_days``). Nothing here writes to
+  ``predictions`` or ``predictions_shadow``.
 
 Monitoring table (:data:`fraud_mlops.platform.config.MONITORING_METRICS`), one row per metric and run:
 
@@ -28,7 +42,8 @@ window_end         date       last ``tx_date`` of the monitored window (inclusiv
 model_name         string     registered model name
 model_version      string     model version whose predictions were monitored
 metric             string     see :data:`METRICS`
-feature            string     feature column for ``psi`` (``__score__`` for the score PSI), else null
+feature            string     feature column for ``psi`` (``__score__`` for the score PSI), the
+                              challenger version for the ``shadow_*`` metrics, else null
 value              double     the metric's value (unit in :data:`METRICS`)
 threshold          double     the threshold it is compared with, null when none
 breached           boolean    true when the value is on the wrong side of ``threshold``
@@ -45,7 +60,7 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,10 +70,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from fraud_mlops.lifecycle.metrics import evaluate_scores
+from fraud_mlops.lifecycle.metrics import card_precision_top_k, evaluate_scores
 from fraud_mlops.medallion.features import DEFAULT_LABEL_DELAY_DAYS  # 7: fraud labels are known 7 days later
 from fraud_mlops.medallion.schema import FEATURE_COLUMNS, LABEL_COLUMN
-from fraud_mlops.platform.config import GOLD_FEATURES, MONITORING_METRICS, PREDICTIONS
+from fraud_mlops.platform.config import GOLD_FEATURES, MONITORING_METRICS, PREDICTIONS, PREDICTIONS_SHADOW
 from fraud_mlops.platform.lakehouse import Lakehouse, sql_literal
 
 log = logging.getLogger("fraud_mlops.lifecycle.monitoring")
@@ -76,6 +91,25 @@ METRICS: dict[str, str] = {
     "n_labeled": "window transactions with a known label (count): tx_fraud not null and tx_date <= "
     "window_end - label_delay_days",
     "n_reference_transactions": "gold rows of the reference (training) window (count)",
+    "alerts_per_day_mean": "alerts per day (distinct cards with decision = 1 that day), mean over the "
+    "window's days with predictions (cards/day)",
+    "alerts_per_day_max": "alerts per day, maximum over the window's days (cards/day)",
+    "alert_budget": "cards investigators can review per day (alert_budget of the latest window day's rows, "
+    "cards/day)",
+    "precision_within_budget": "share of compromised cards among the labeled (day, card) pairs with "
+    "within_budget = 1, in [0, 1]",
+    "precision_flagged": "share of compromised cards among the labeled (day, card) pairs with decision = 1, "
+    "in [0, 1]",
+    "shadow_champion_average_precision": "AP of the champion on the labeled transactions both champion and "
+    "challenger scored (shadow mode), pooled over the days, in [0, 1]; feature = challenger version",
+    "shadow_challenger_average_precision": "AP of the challenger on the same transactions, in [0, 1]; "
+    "feature = challenger version",
+    "shadow_champion_card_precision_top_100": "Handbook card precision top-100 of the champion on the same "
+    "transactions, mean over the labeled shadow days, in [0, 1]; feature = challenger version",
+    "shadow_challenger_card_precision_top_100": "Handbook card precision top-100 of the challenger on the "
+    "same transactions, in [0, 1]; feature = challenger version",
+    "shadow_labelled_days": "labeled days on which both champion and challenger scored transactions "
+    "(count); feature = challenger version",
     "alert": "1.0 when the run raised an alert, else 0.0",
     "retrain": "1.0 when the run recommends retraining, else 0.0",
 }
@@ -188,17 +222,25 @@ class MonitoringThresholds:
             Siddiqi's "significant shift").
         min_average_precision: an average precision below it raises an alert and recommends
             retraining (default 0.3).
+        max_alerts_over_budget: tolerated ratio of alerts to the alert budget (unitless, > 0; default
+            1.25): a mean of alerts per day above ``max_alerts_over_budget * alert_budget`` raises an
+            alert (not a retrain: the decision threshold, not the model, no longer fits the budget).
     """
 
     psi_alert_threshold: float = 0.2
     psi_retrain_threshold: float = 0.25
     min_average_precision: float = 0.3
+    max_alerts_over_budget: float = 1.25
 
     def __post_init__(self) -> None:
         if self.psi_alert_threshold < 0 or self.psi_retrain_threshold < 0:
             raise ValueError("PSI thresholds must be >= 0")
         if not 0.0 <= self.min_average_precision <= 1.0:
             raise ValueError("min_average_precision must be in [0, 1]")
+        if not (math.isfinite(self.max_alerts_over_budget) and self.max_alerts_over_budget > 0):
+            raise ValueError(
+                f"max_alerts_over_budget must be a ratio > 0, got {self.max_alerts_over_budget!r}"
+            )
 
 
 class MonitoringError(ValueError):
@@ -242,6 +284,19 @@ class MonitoringResult:
     ``average_precision``, ``card_precision_top_100`` and ``fraud_rate`` are in [0, 1], computed on the
     ``n_labeled`` rows (label not null and ``tx_date <= window_end - label_delay_days``), and None when
     there is none (AP also when they hold no fraud). ``label_delay_days`` is the delay the run used.
+
+    Alert fields (see :func:`alert_statistics`): ``alerts_per_day_mean`` / ``alerts_per_day_max`` in
+    cards per day over the window's days, ``alert_budget`` in cards per day, ``precision_within_budget``
+    and ``precision_flagged`` in [0, 1] on the labeled rows; each is None when the predictions lack the
+    column it needs (a table written before the column existed) or, for the precisions, when no
+    labeled card is within budget / flagged.
+
+    ``shadow`` is None unless ``predictions_shadow`` holds rows of the current ``challenger`` alias
+    (another version than the monitored one) in the window; then it is :func:`shadow_summary`'s dict:
+    ``challenger_version``, ``champion_version``, ``n_days`` (labeled days compared), ``n_transactions``,
+    ``n_frauds``, ``champion_average_precision``, ``challenger_average_precision``,
+    ``champion_card_precision_top_100``, ``challenger_card_precision_top_100`` (None when undefined),
+    ``first_day``, ``last_day``.
     """
 
     monitoring_run_id: str
@@ -265,6 +320,12 @@ class MonitoringResult:
     alert: bool
     retrain: bool
     reasons: list[str] = field(default_factory=list)
+    alerts_per_day_mean: float | None = None
+    alerts_per_day_max: int | None = None
+    alert_budget: int | None = None
+    precision_within_budget: float | None = None
+    precision_flagged: float | None = None
+    shadow: dict[str, Any] | None = None
     thresholds: MonitoringThresholds = field(default_factory=MonitoringThresholds)
     label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS
     metrics_table_version: int | None = None
@@ -289,12 +350,17 @@ def evaluate_thresholds(
     score_psi: float,
     average_precision: float | None,
     thresholds: MonitoringThresholds,
+    *,
+    alerts_per_day_mean: float | None = None,
+    alert_budget: int | None = None,
 ) -> tuple[bool, bool, list[str]]:
     """Turn metrics into flags.
 
-    ``alert`` = any feature or score PSI > ``psi_alert_threshold`` or AP < ``min_average_precision``;
-    ``retrain`` = score PSI or any feature PSI > ``psi_retrain_threshold`` or AP <
-    ``min_average_precision``. A None AP (no labels) never triggers.
+    ``alert`` = any feature or score PSI > ``psi_alert_threshold`` or AP < ``min_average_precision``
+    or ``alerts_per_day_mean > max_alerts_over_budget * alert_budget``; ``retrain`` = score PSI or
+    any feature PSI > ``psi_retrain_threshold`` or AP < ``min_average_precision`` (alerts over the
+    budget call for another decision threshold, not another model). A None AP (no labels), a None
+    alert mean or a None budget never triggers.
 
     Returns:
         ``(alert, retrain, reasons)``; reasons are human-readable strings, one per breach.
@@ -317,6 +383,16 @@ def evaluate_thresholds(
         reasons.append(
             f"average precision = {average_precision:.4f} < minimum {thresholds.min_average_precision}"
         )
+    if alerts_per_day_mean is not None and alert_budget is not None:
+        limit = thresholds.max_alerts_over_budget * alert_budget
+        if alerts_per_day_mean > limit:
+            alert = True
+            reasons.append(
+                f"alerts per day = {alerts_per_day_mean:.2f} (mean) > "
+                f"{thresholds.max_alerts_over_budget:g} x alert budget {alert_budget} = {limit:g}: "
+                "the decision threshold flags more cards than "
+                "investigators can review"
+            )
     return alert, retrain, reasons
 
 
@@ -368,6 +444,359 @@ def _predict(model: Any, pdf: pd.DataFrame) -> np.ndarray:
     return arr
 
 
+# =============================================================================== alerts
+#: Predictions columns the alert statistics read; tables written before they existed lack them.
+ALERT_COLUMNS = ("decision", "alert_budget", "within_budget")
+
+_ALERT_KEYS = (
+    "alerts_per_day_mean",
+    "alerts_per_day_max",
+    "alert_budget",
+    "precision_within_budget",
+    "precision_flagged",
+)
+
+
+def _numeric_column(rows: pd.DataFrame, column: str) -> pd.Series | None:
+    """``rows[column]`` as float64 (nulls NaN), or None when the column is absent or all null."""
+    if column not in rows.columns:
+        return None
+    values = pd.Series(_as_float_array(rows[column], column), index=rows.index)
+    return None if values.isna().all() else values
+
+
+def alert_statistics(rows: pd.DataFrame, label_cutoff: dt.date | None = None) -> dict[str, Any]:
+    """Alerts per day against the alert budget, and the precision of the alerts on labeled days.
+
+    An *alert* is a (day, card) pair with at least one transaction of ``decision = 1``; a card is
+    *compromised* on a day when any of its transactions that day has ``tx_fraud = 1`` (card label =
+    the day's maximum label, as in the Fraud Detection Handbook).
+
+    * ``alerts_per_day_mean`` / ``alerts_per_day_max``: distinct cards with ``decision = 1`` per
+      ``tx_date``, over every day present in ``rows`` (a day without alert counts 0), in cards per day.
+    * ``alert_budget``: the ``alert_budget`` of the latest day that has one (the budget in force at the
+      end of the window; the maximum when that day's rows disagree), in cards per day.
+    * ``precision_within_budget``: on the *labeled* rows (``tx_fraud`` not null and ``tx_date <=
+      label_cutoff``), the share of compromised cards among the (day, card) pairs whose
+      ``within_budget`` is 1 (any of the card's rows that day).
+    * ``precision_flagged``: the same share among the labeled (day, card) pairs with ``decision = 1``.
+
+    Args:
+        rows: one row per scored transaction (pandas), with ``tx_date`` (date), ``customer_id`` (int),
+            ``tx_fraud`` (int 0/1, null when unknown) and any of ``decision`` (int 0/1),
+            ``alert_budget`` (int) and ``within_budget`` (int 0/1). A missing or all-null column
+            leaves the values that need it None (an old predictions table).
+        label_cutoff: last ``tx_date`` whose labels count as known (inclusive); None: every label
+            present counts.
+
+    Returns:
+        ``{"alerts_per_day_mean": float | None, "alerts_per_day_max": int | None, "alert_budget": int |
+        None, "precision_within_budget": float | None, "precision_flagged": float | None}``; a
+        precision is None also when no labeled pair is within budget / flagged.
+
+    Raises:
+        ValueError: ``rows`` lacks ``tx_date`` or ``customer_id`` (or ``tx_fraud`` while holding a
+            ``decision`` or ``within_budget`` column).
+        TypeError: a column that should be numeric is not.
+    """
+    out: dict[str, Any] = dict.fromkeys(_ALERT_KEYS)
+    missing = [c for c in ("tx_date", "customer_id") if c not in rows.columns]
+    if missing:
+        raise ValueError(f"alert_statistics needs column(s) {missing}; got {list(rows.columns)}")
+    if rows.empty:
+        return out
+    day = pd.to_datetime(rows["tx_date"]).dt.date
+    decision = _numeric_column(rows, "decision")
+    budget = _numeric_column(rows, "alert_budget")
+    within = _numeric_column(rows, "within_budget")
+
+    if decision is not None:
+        flagged = decision == 1
+        cards = rows.loc[flagged, "customer_id"].groupby(day[flagged]).nunique()
+        per_day = cards.reindex(sorted(set(day)), fill_value=0)
+        out["alerts_per_day_mean"] = float(per_day.mean())
+        out["alerts_per_day_max"] = int(per_day.max())
+    if budget is not None:
+        known = budget.notna()
+        latest = max(day[known])
+        out["alert_budget"] = int(budget[known & (day == latest)].max())
+    if decision is None and within is None:
+        return out
+    if LABEL_COLUMN not in rows.columns:
+        raise ValueError(f"alert_statistics needs column {LABEL_COLUMN!r} for the precisions")
+    label = pd.Series(_as_float_array(rows[LABEL_COLUMN], LABEL_COLUMN), index=rows.index)
+    labeled = label.notna()
+    if label_cutoff is not None:
+        labeled &= day <= label_cutoff
+    if not labeled.any():
+        return out
+    pairs = pd.DataFrame(
+        {
+            "day": day[labeled],
+            "card": rows.loc[labeled, "customer_id"],
+            "compromised": (label[labeled] > 0).astype("float64"),
+            "flagged": np.nan if decision is None else decision[labeled],
+            "within": np.nan if within is None else within[labeled],
+        }
+    ).groupby(["day", "card"]).max()  # NaN-skipping: a pair is flagged / within budget if any row is
+    for key, column in (("precision_within_budget", "within"), ("precision_flagged", "flagged")):
+        chosen = pairs.loc[pairs[column] == 1, "compromised"]
+        if not chosen.empty:
+            out[key] = float(chosen.mean())
+    return out
+
+
+# =============================================================================== shadow mode
+#: Columns of :func:`shadow_comparison`'s frame, in order.
+SHADOW_COLUMNS = (
+    "tx_date",
+    "n_transactions",
+    "n_frauds",
+    "champion_average_precision",
+    "challenger_average_precision",
+    "champion_card_precision_top_100",
+    "challenger_card_precision_top_100",
+)
+_SHADOW_METRICS = SHADOW_COLUMNS[3:]
+
+
+def _version_filter(model_name: str, version: str):
+    return (F.col("model_name") == F.lit(model_name)) & (F.col("model_version") == F.lit(str(version)))
+
+
+def _range_filter(column: str, start: dt.date | None, end: dt.date | None):
+    cond = F.lit(True)
+    if start is not None:
+        cond &= F.col(column) >= F.lit(start)
+    if end is not None:
+        cond &= F.col(column) <= F.lit(end)
+    return cond
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def shadow_comparison(
+    lakehouse: Lakehouse,
+    model_name: str,
+    champion_version: str | int,
+    challenger_version: str | int,
+    window_start: dt.date | None = None,
+    window_end: dt.date | None = None,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
+) -> pd.DataFrame:
+    """Compare champion and challenger day by day on the same labeled transactions (read-only).
+
+    The compared transactions are the inner join on ``transaction_id`` of
+
+    * the ``predictions`` rows of ``model_name`` / ``champion_version`` (the champion's ``score``),
+    * the ``predictions_shadow`` rows of ``model_name`` / ``challenger_version`` (the challenger's),
+    * gold (``tx_date``, ``customer_id``, ``tx_fraud``),
+
+    restricted to ``window_start <= tx_date <= window_end`` (an open side when None) and to the
+    *labeled* rows: ``tx_fraud`` not null and ``tx_date <= cutoff``, where ``cutoff = window_end -
+    label_delay_days`` (``window_end`` = the latest gold ``tx_date`` when None, i.e. "today"). So a
+    transaction only one model scored, a day whose labels are not known yet, and an unlabeled row
+    never count, and both models are judged on exactly the same rows.
+
+    Metrics (:mod:`fraud_mlops.lifecycle.metrics`): per day, average precision of each score
+    (:func:`~fraud_mlops.lifecycle.metrics.evaluate_scores`; NaN on a day without fraud, or with only
+    frauds) and the Handbook's card precision top-100 of that day
+    (:func:`~fraud_mlops.lifecycle.metrics.card_precision_top_k` over all compared days, so a card
+    detected on an earlier day leaves the pool, and the mean of the daily column is the pooled value).
+
+    Pooled summary, in ``frame.attrs["pooled"]`` (a dict): ``n_days``, ``n_transactions``, ``n_frauds``
+    (ints), ``champion_average_precision`` / ``challenger_average_precision`` (AP on all compared
+    transactions of all days together; NaN without fraud), ``champion_card_precision_top_100`` /
+    ``challenger_card_precision_top_100`` (mean over the days; NaN without day), ``first_day`` and
+    ``last_day`` (dates, None without day). :func:`shadow_summary` gives it as a JSON-able dict.
+
+    Nothing is written: ``predictions``, ``predictions_shadow`` and gold keep their Delta versions.
+
+    Args:
+        lakehouse: the target's tables; reads ``predictions``, ``predictions_shadow`` and gold.
+        model_name: registered model name (both tables' ``model_name``).
+        champion_version: version whose ``predictions`` rows are the champion's scores.
+        challenger_version: version whose ``predictions_shadow`` rows are the challenger's scores.
+        window_start: first ``tx_date`` compared (inclusive), None for no lower bound.
+        window_end: last ``tx_date`` of the window (inclusive), None for the latest gold day.
+        label_delay_days: days after which a label counts as known (int >= 0; default 7).
+
+    Returns:
+        A pandas DataFrame with the columns :data:`SHADOW_COLUMNS`, one row per labeled day in date
+        order: ``tx_date`` (date), ``n_transactions`` and ``n_frauds`` (int, compared transactions and
+        frauds among them), ``champion_average_precision``, ``challenger_average_precision``,
+        ``champion_card_precision_top_100``, ``challenger_card_precision_top_100`` (float in [0, 1],
+        AP NaN when undefined). Empty (no row, same columns) when no labeled transaction was scored
+        by both; ``attrs["pooled"]`` as above.
+
+    Raises:
+        fraud_mlops.platform.lakehouse.TableNotFoundError: predictions, predictions_shadow or gold
+            does not exist.
+        ValueError: ``window_start > window_end`` or a negative ``label_delay_days``.
+    """
+    if label_delay_days < 0:
+        raise ValueError("label_delay_days must be >= 0")
+    if window_start is not None and window_end is not None and window_start > window_end:
+        raise ValueError(f"window_start {window_start} is after window_end {window_end}")
+    champion_version, challenger_version = str(champion_version), str(challenger_version)
+    champion = lakehouse.read(PREDICTIONS).filter(_version_filter(model_name, champion_version))
+    challenger = lakehouse.read(PREDICTIONS_SHADOW).filter(_version_filter(model_name, challenger_version))
+    gold = lakehouse.read(GOLD_FEATURES)
+    if window_end is None:
+        window_end = gold.agg(F.max("tx_date").alias("d")).first()["d"]
+    cutoff = None if window_end is None else window_end - dt.timedelta(days=label_delay_days)
+    empty_window = cutoff is None or (window_start is not None and cutoff < window_start)
+    rows = pd.DataFrame(
+        columns=["tx_date", "customer_id", LABEL_COLUMN, "champion_score", "challenger_score"]
+    )
+    if not empty_window:
+        dates = _range_filter("tx_date", window_start, cutoff)
+        joined = (
+            gold.filter(dates & F.col(LABEL_COLUMN).isNotNull())
+            .select("transaction_id", "tx_date", "customer_id", LABEL_COLUMN)
+            .join(
+                champion.filter(dates).select("transaction_id", F.col("score").alias("champion_score")),
+                on="transaction_id",
+                how="inner",
+            )
+            .join(
+                challenger.filter(dates).select("transaction_id", F.col("score").alias("challenger_score")),
+                on="transaction_id",
+                how="inner",
+            )
+            .select("tx_date", "customer_id", LABEL_COLUMN, "champion_score", "challenger_score")
+        )
+        rows = joined.toPandas()
+    return _compare_scores(rows)
+
+
+def _compare_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """Daily and pooled comparison of ``champion_score`` and ``challenger_score`` on labeled rows."""
+    pooled: dict[str, Any] = {
+        "n_days": 0,
+        "n_transactions": len(rows),
+        "n_frauds": 0,
+        **dict.fromkeys(_SHADOW_METRICS, math.nan),
+        "first_day": None,
+        "last_day": None,
+    }
+    if rows.empty:
+        daily = pd.DataFrame({c: pd.Series(dtype="float64") for c in SHADOW_COLUMNS})
+        daily = daily.astype({"tx_date": "object", "n_transactions": "int64", "n_frauds": "int64"})
+        daily.attrs["pooled"] = pooled
+        return daily
+    rows = rows.assign(
+        tx_date=pd.to_datetime(rows["tx_date"]).dt.date, **{LABEL_COLUMN: rows[LABEL_COLUMN].astype("int64")}
+    ).sort_values(["tx_date", "customer_id"], kind="mergesort").reset_index(drop=True)
+    days = sorted(set(rows["tx_date"]))
+    daily = pd.DataFrame({"tx_date": days})
+    grouped = rows.groupby("tx_date", sort=True)
+    daily["n_transactions"] = grouped.size().to_numpy().astype("int64")
+    daily["n_frauds"] = grouped[LABEL_COLUMN].sum().to_numpy().astype("int64")
+    for model in ("champion", "challenger"):
+        score = f"{model}_score"
+        daily[f"{model}_average_precision"] = [
+            evaluate_scores(day_rows, score_col=score)["average_precision"] for _, day_rows in grouped
+        ]
+        _, per_day = card_precision_top_k(rows, k=100, score_col=score)
+        daily[f"{model}_card_precision_top_100"] = per_day
+        overall = evaluate_scores(rows, score_col=score)
+        pooled[f"{model}_average_precision"] = overall["average_precision"]
+        pooled[f"{model}_card_precision_top_100"] = overall["card_precision_top_100"]
+    pooled.update(
+        n_days=len(days), n_frauds=int(rows[LABEL_COLUMN].sum()), first_day=days[0], last_day=days[-1]
+    )
+    daily = daily[list(SHADOW_COLUMNS)]
+    daily.attrs["pooled"] = pooled
+    return daily
+
+
+def shadow_summary(
+    lakehouse: Lakehouse,
+    model_name: str,
+    champion_version: str | int,
+    challenger_version: str | int,
+    window_start: dt.date | None = None,
+    window_end: dt.date | None = None,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
+) -> dict[str, Any] | None:
+    """The pooled shadow evidence of a challenger, as monitoring records it and the gate reads it.
+
+    None when ``predictions`` or ``predictions_shadow`` does not exist, or ``predictions_shadow`` has
+    no row of ``challenger_version`` with ``tx_date`` in the window (the challenger was never scored in
+    shadow there). Otherwise :func:`shadow_comparison`'s pooled summary as a JSON-able dict:
+    ``{"champion_version", "challenger_version" (str), "n_days", "n_transactions", "n_frauds" (int),
+    "champion_average_precision", "challenger_average_precision", "champion_card_precision_top_100",
+    "challenger_card_precision_top_100" (float in [0, 1], None when undefined: no labeled day, or no
+    fraud for AP), "first_day", "last_day" (ISO dates, None without labeled day)}``. ``n_days`` may be
+    0: scored in shadow, but no day labeled yet. Read-only, like :func:`shadow_comparison`.
+
+    Args: as :func:`shadow_comparison`.
+
+    Raises:
+        fraud_mlops.platform.lakehouse.TableNotFoundError: gold does not exist (while both predictions
+            tables do).
+        ValueError: ``window_start > window_end`` or a negative ``label_delay_days``.
+    """
+    if not (lakehouse.exists(PREDICTIONS) and lakehouse.exists(PREDICTIONS_SHADOW)):
+        return None
+    shadow_rows = (
+        lakehouse.read(PREDICTIONS_SHADOW)
+        .filter(_version_filter(model_name, str(challenger_version)))
+        .filter(_range_filter("tx_date", window_start, window_end))
+        .limit(1)
+        .count()
+    )
+    if not shadow_rows:
+        return None
+    daily = shadow_comparison(
+        lakehouse, model_name, champion_version, challenger_version,
+        window_start, window_end, label_delay_days,
+    )
+    pooled = daily.attrs["pooled"]
+    return {
+        "champion_version": str(champion_version),
+        "challenger_version": str(challenger_version),
+        "n_days": int(pooled["n_days"]),
+        "n_transactions": int(pooled["n_transactions"]),
+        "n_frauds": int(pooled["n_frauds"]),
+        **{k: _finite_or_none(pooled[k]) for k in _SHADOW_METRICS},
+        "first_day": None if pooled["first_day"] is None else pooled["first_day"].isoformat(),
+        "last_day": None if pooled["last_day"] is None else pooled["last_day"].isoformat(),
+    }
+
+
+def shadow_source(
+    lakehouse: Lakehouse, model_name: str, label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS
+) -> Callable[[str, str], dict[str, Any] | None]:
+    """The ``shadow_source`` callable of :func:`fraud_mlops.lifecycle.gate.validate_challenger`.
+
+    ``source(champion_version, challenger_version)`` is :func:`shadow_summary` over every day present
+    in both predictions tables (no window bounds; labels known up to the latest gold day minus
+    ``label_delay_days``). The gate stays free of Spark; this module does the reading.
+    """
+
+    def source(champion_version: str, challenger_version: str) -> dict[str, Any] | None:
+        return shadow_summary(
+            lakehouse, model_name, champion_version, challenger_version, label_delay_days=label_delay_days
+        )
+
+    return source
+
+
+def _challenger_version(model_name: str) -> str | None:
+    """The version of the ``challenger`` alias of ``model_name``, None when there is none."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, "challenger").version)
+    except MlflowException:
+        return None
+
+
 # =============================================================================== entry point
 def run_monitoring(
     lakehouse: Lakehouse,
@@ -406,15 +835,27 @@ def run_monitoring(
     * **No labeled row**: ``n_labeled`` is 0, average precision, card precision and fraud rate are
       None and their metric rows are omitted; the flags then come from PSI alone (a missing AP never
       raises an alert).
+    * **Alerts against the budget** (:func:`alert_statistics` on the current population, its
+      ``decision``, ``alert_budget`` and ``within_budget`` columns): alerts per day (distinct cards
+      with ``decision = 1``) over all window days, the budget, and on the labeled rows the precision
+      of the cards within budget and of the flagged cards. A predictions table without these columns
+      (written before they existed) leaves the values that need them None, and their rows out.
+    * **Shadow comparison**: when ``predictions_shadow`` exists and holds window rows of the version
+      the ``challenger`` alias points to (resolved with ``MlflowClient.get_model_version_by_alias``;
+      no alias, or the monitored version itself, means no comparison), ``shadow`` is
+      :func:`shadow_summary` over the window with the same label delay, and ``shadow_*`` rows are
+      written with ``feature`` = the challenger version. Shadow results never change the flags.
     * **Flags**: see :func:`evaluate_thresholds`.
 
     Rows (schema :data:`MONITORING_SCHEMA`, metrics :data:`METRICS`) are written with
     ``Lakehouse.overwrite(MONITORING_METRICS, rows, replace_where=...)`` where the predicate selects the
     same (model_name, model_version, window_start, window_end): a re-run replaces that window's rows in
-    one Delta commit, never duplicating them; other windows and versions are kept.
+    one Delta commit, never duplicating them; other windows and versions are kept. ``predictions`` and
+    ``predictions_shadow`` are only read.
 
     Args:
-        lakehouse: the target's tables; reads gold and predictions, writes ``monitoring_metrics``.
+        lakehouse: the target's tables; reads gold, predictions and predictions_shadow, writes
+            ``monitoring_metrics``.
         model_name: registered model name.
         window_start: first ``tx_date`` of the window, or None (see above).
         window_end: last ``tx_date`` of the window, or None (see above).
@@ -470,12 +911,13 @@ def run_monitoring(
 
     gold = lakehouse.read(GOLD_FEATURES)
     feature_cols = list(FEATURE_COLUMNS)
+    alert_cols = [c for c in ALERT_COLUMNS if c in preds.columns]  # an old table lacks some
     current_df: DataFrame = (
         gold.filter(_date_predicate("tx_date", window_start, window_end))
         .select("transaction_id", "tx_date", "customer_id", LABEL_COLUMN, *[c for c in feature_cols])
         .join(
             preds.filter(_date_predicate("tx_date", window_start, window_end)).select(
-                "transaction_id", "score"
+                "transaction_id", "score", *alert_cols
             ),
             on="transaction_id",
             how="inner",
@@ -514,8 +956,23 @@ def run_monitoring(
         quality = evaluate_scores(labeled[["tx_date", "customer_id", "score", LABEL_COLUMN]].reset_index(drop=True))
         ap = quality["average_precision"] if math.isfinite(quality["average_precision"]) else None
         cp = quality["card_precision_top_100"]
+    alerts = alert_statistics(current[["tx_date", "customer_id", LABEL_COLUMN, *alert_cols]], cutoff)
 
-    alert, retrain, reasons = evaluate_thresholds(feature_psi, score_psi, ap, thresholds)
+    shadow = None
+    challenger = _challenger_version(model_name)
+    if challenger is not None and challenger != version:
+        shadow = shadow_summary(
+            lakehouse, model_name, version, challenger, window_start, window_end, label_delay_days
+        )
+
+    alert, retrain, reasons = evaluate_thresholds(
+        feature_psi,
+        score_psi,
+        ap,
+        thresholds,
+        alerts_per_day_mean=alerts["alerts_per_day_mean"],
+        alert_budget=alerts["alert_budget"],
+    )
     result = MonitoringResult(
         monitoring_run_id=uuid.uuid4().hex,
         computed_at=when,
@@ -538,6 +995,8 @@ def run_monitoring(
         alert=alert,
         retrain=retrain,
         reasons=reasons,
+        **alerts,
+        shadow=shadow,
         thresholds=thresholds,
         label_delay_days=int(label_delay_days),
     )
@@ -557,7 +1016,12 @@ def metric_rows(result: MonitoringResult) -> list[tuple]:
     One ``psi`` row per feature (threshold = ``psi_alert_threshold``, breached when above), one
     ``psi`` row with feature ``__score__``, ``average_precision`` (threshold = ``min_average_precision``,
     breached when below; omitted when undefined), ``card_precision_top_100`` and ``fraud_rate``
-    (omitted without labels), the counts, and ``alert`` / ``retrain`` (1.0 / 0.0, breached = flag).
+    (omitted without labels), the counts, ``alerts_per_day_mean`` (threshold =
+    ``max_alerts_over_budget * alert_budget`` when the budget is known, breached when above),
+    ``alerts_per_day_max``, ``alert_budget``, ``precision_within_budget``, ``precision_flagged`` (each
+    omitted when None), the ``shadow_*`` rows when ``shadow`` is set (feature = challenger version;
+    ``shadow_labelled_days`` always, the four metrics when defined), and ``alert`` / ``retrain`` (1.0 /
+    0.0, breached = flag).
     """
     th = result.thresholds
     base = (
@@ -588,6 +1052,21 @@ def metric_rows(result: MonitoringResult) -> list[tuple]:
     out.append(row("n_transactions", None, result.n_transactions, None, False))
     out.append(row("n_labeled", None, result.n_labeled, None, False))
     out.append(row("n_reference_transactions", None, result.n_reference_transactions, None, False))
+    if result.alerts_per_day_mean is not None:
+        mean = result.alerts_per_day_mean
+        limit = None if result.alert_budget is None else th.max_alerts_over_budget * result.alert_budget
+        out.append(row("alerts_per_day_mean", None, mean, limit, limit is not None and mean > limit))
+    for name in ("alerts_per_day_max", "alert_budget", "precision_within_budget", "precision_flagged"):
+        value = getattr(result, name)
+        if value is not None:
+            out.append(row(name, None, value, None, False))
+    if result.shadow is not None:
+        challenger = str(result.shadow["challenger_version"])
+        out.append(row("shadow_labelled_days", challenger, result.shadow["n_days"], None, False))
+        for name in _SHADOW_METRICS:
+            value = result.shadow.get(name)
+            if value is not None and math.isfinite(value):
+                out.append(row(f"shadow_{name}", challenger, value, None, False))
     out.append(row("alert", None, 1.0 if result.alert else 0.0, None, result.alert))
     out.append(row("retrain", None, 1.0 if result.retrain else 0.0, None, result.retrain))
     return out

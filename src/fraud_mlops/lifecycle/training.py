@@ -30,6 +30,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from fraud_mlops.lifecycle import explain
+from fraud_mlops.lifecycle.explain import (
+    DEFAULT_REASON_CODES,
+    feature_contributions,
+    mean_absolute_contributions,
+    top_reasons,
+)
 from fraud_mlops.lifecycle.metrics import card_precision_top_k, evaluate_scores
 from fraud_mlops.medallion.schema import FEATURE_COLUMNS, LABEL_COLUMN, LEAKING_COLUMNS
 
@@ -104,13 +111,19 @@ def evaluation_window(train_end: dt.date, delay_days: int = 7, test_days: int = 
 
 
 def required_date_range(
-    train_start: dt.date, train_end: dt.date, delay_days: int = 7, test_days: int = 7
+    train_start: dt.date,
+    train_end: dt.date,
+    delay_days: int = 7,
+    test_days: int = 7,
+    known_compromised_days: int | None = None,
 ) -> tuple[dt.date, dt.date]:
     """The ``tx_date`` range of gold that :func:`time_split` reads: train start to last test day.
 
     Days before ``train_start`` are never used (as in the Handbook, cards compromised before the
-    training window are not treated as known), so the split depends only on this range.
+    training window are not treated as known), so the split depends only on this range, whatever
+    ``known_compromised_days`` (accepted so that a run's window parameters can be passed whole).
     """
+    del known_compromised_days
     train_start = as_date(train_start, "train_start")
     train_end = as_date(train_end, "train_end")
     _check_window(train_start, train_end, delay_days, test_days)
@@ -181,14 +194,21 @@ def time_split(
     day_col: str = DAY_COLUMN,
     card_col: str = CARD_COLUMN,
     label_col: str = LABEL_COLUMN,
+    known_compromised_days: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split gold transactions into a training set and a delayed test set (Handbook protocol).
 
     * train: the transactions with ``train_start <= tx_date <= train_end``;
     * test: the days ``d = train_end + delay_days + 1 ... train_end + delay_days + test_days``. On
-      day ``d`` the fraud labels known are those of the training window and of the days up to
-      ``d - delay_days - 1``; the cards with such a known fraud are blocked, so their transactions
-      of day ``d`` are dropped from the test set (Handbook ch. 3, ``get_train_test_set``).
+      day ``d`` the fraud labels known are those of the last ``known_compromised_days`` days of the
+      training window (all of it when None) and of the days up to ``d - delay_days - 1``; the cards
+      with such a known fraud are blocked, so their transactions of day ``d`` are dropped from the
+      test set (Handbook ch. 3, ``get_train_test_set``, whose training window is one week).
+
+    ``known_compromised_days`` keeps the test set the same whatever the length of the training
+    window: with 8 weeks of history, blocking every card that was ever compromised in those 8 weeks
+    would remove most compromised cards from the test days and cap card precision. The training
+    job passes 7 (the Handbook's week); with a 7-day window that is the Handbook's split exactly.
 
     Only rows from ``train_start`` onward are used, so the result depends only on gold within
     :func:`required_date_range`. Both frames keep all columns of ``gold`` (with a fresh index) and
@@ -201,6 +221,8 @@ def time_split(
     train_start = as_date(train_start, "train_start")
     train_end = as_date(train_end, "train_end")
     _check_window(train_start, train_end, delay_days, test_days)
+    if known_compromised_days is not None and int(known_compromised_days) < 1:
+        raise ValueError(f"known_compromised_days must be >= 1 or None, got {known_compromised_days}")
     missing = [c for c in (day_col, card_col, label_col) if c not in gold.columns]
     if missing:
         raise ValueError(f"gold frame lacks column(s) {missing}")
@@ -216,7 +238,11 @@ def time_split(
             f"training set is empty: gold has no transaction with {day_col} in [{train_start}, {train_end}]"
         )
 
-    known_compromised = set(gold.loc[train_mask & is_fraud, card_col].tolist())
+    known_mask = train_mask
+    if known_compromised_days is not None:
+        known_from = train_end - dt.timedelta(days=int(known_compromised_days) - 1)
+        known_mask = train_mask & (days >= pd.Timestamp(known_from))
+    known_compromised = set(gold.loc[known_mask & is_fraud, card_col].tolist())
     first_test, last_test = evaluation_window(train_end, delay_days, test_days)
     parts = []
     n_blocked = 0
@@ -254,6 +280,7 @@ def check_training_data(
     *,
     table: str = "gold",
     label_col: str = LABEL_COLUMN,
+    known_compromised_days: int | None = None,
 ) -> tuple[int, int]:
     """Check, before anything is trained or logged, that a window can train and test a model.
 
@@ -274,7 +301,8 @@ def check_training_data(
             table and what it holds.
     """
     try:
-        train_df, test_df = time_split(gold, train_start, train_end, delay_days, test_days, label_col=label_col)
+        train_df, test_df = time_split(gold, train_start, train_end, delay_days, test_days, label_col=label_col,
+                                       known_compromised_days=known_compromised_days)
     except ValueError as exc:
         covered = ""
         if not gold.empty and DAY_COLUMN in gold.columns:
@@ -323,13 +351,21 @@ def model_input(df: pd.DataFrame) -> pd.DataFrame:
     return selected
 
 
-def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
+def feature_matrix(df: pd.DataFrame, feature_columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The estimator's input: :func:`model_input` cast to float64 (nulls become NaN).
 
+    ``feature_columns`` (a subset of :data:`FEATURE_COLUMNS`, for an ablation) selects fewer columns.
+
     Raises:
-        ValueError: a feature column is missing.
+        ValueError: a feature column is missing, or ``feature_columns`` names a non-feature.
     """
-    return model_input(df).astype("float64")
+    selected = model_input(df)
+    if feature_columns is not None:
+        unknown = [c for c in feature_columns if c not in FEATURE_COLUMNS]
+        if unknown:
+            raise ValueError(f"{unknown} are not feature columns")
+        selected = selected.loc[:, list(feature_columns)]
+    return selected.astype("float64")
 
 
 def _labels(df: pd.DataFrame) -> pd.Series:
@@ -377,6 +413,23 @@ class FraudProbabilityModel(mlflow.pyfunc.PythonModel):
         features = frame.loc[:, list(self.feature_columns)].astype("float64")
         proba = self.estimator.predict_proba(features)[:, 1]
         return np.asarray(proba, dtype="float64")
+
+    def contributions(self, model_input: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature contributions to the margin (log-odds) and the bias of each row, in
+        :attr:`feature_columns` order; they add up to ``logit(predict(...))``
+        (:func:`fraud_mlops.lifecycle.explain.feature_contributions`)."""
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        features = frame.loc[:, list(self.feature_columns)].astype("float64")
+        return feature_contributions(self.estimator, self.model_type, features)
+
+    def reason_codes(self, model_input: pd.DataFrame, k: int = DEFAULT_REASON_CODES) -> pd.DataFrame:
+        """The top ``k`` contributions of each row as reason codes (columns ``reason_1``,
+        ``reason_1_contribution``, ...; see :func:`fraud_mlops.lifecycle.explain.top_reasons`),
+        index aligned with ``model_input``."""
+        contributions, _ = self.contributions(model_input)
+        reasons = top_reasons(contributions, self.feature_columns, k)
+        reasons.index = model_input.index
+        return reasons
 
 
 # ------------------------------------------------------------------------------------- estimators
@@ -438,14 +491,23 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None) -> tu
     raise ValueError(f"unknown model_type {model_type!r}; expected one of {list(MODEL_TYPES)}")
 
 
-def fit_estimator(model_type: str, params: dict[str, Any] | None, train_df: pd.DataFrame) -> tuple[Any, dict]:
+def fit_estimator(
+    model_type: str,
+    params: dict[str, Any] | None,
+    train_df: pd.DataFrame,
+    feature_columns: tuple[str, ...] | None = None,
+) -> tuple[Any, dict]:
     """Fit an estimator of ``model_type`` on the features of ``train_df``; return it and its params.
+
+    ``feature_columns`` (default: all of :data:`FEATURE_COLUMNS`) restricts the inputs, for an
+    ablation study.
 
     Raises:
         ValueError: the training set holds a single class, or a feature column is missing.
     """
     estimator, resolved = build_estimator(model_type, params)
-    features = feature_matrix(train_df)
+    expected = list(FEATURE_COLUMNS if feature_columns is None else feature_columns)
+    features = feature_matrix(train_df, tuple(expected))
     labels = _labels(train_df)
     if labels.nunique() < 2:
         raise ValueError(
@@ -453,8 +515,8 @@ def fit_estimator(model_type: str, params: dict[str, Any] | None, train_df: pd.D
         )
     estimator.fit(features, labels)
     fitted = list(getattr(estimator, "feature_names_in_", []))
-    if fitted != list(FEATURE_COLUMNS):
-        raise AssertionError(f"estimator was fitted on {fitted}, expected {list(FEATURE_COLUMNS)}")
+    if fitted != expected:
+        raise AssertionError(f"estimator was fitted on {fitted}, expected {expected}")
     _assert_no_leak(fitted)
     return estimator, resolved
 
@@ -545,14 +607,14 @@ def _pr_curve_figure(labels: np.ndarray, scores: np.ndarray, title: str):
     return fig
 
 
-def _importance_figure(table: pd.DataFrame, title: str):
+def _importance_figure(table: pd.DataFrame, title: str, xlabel: str = "importance"):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 0.3 * len(table) + 1.5))
     ax = fig.subplots()
     ordered = table.iloc[::-1]
     ax.barh(ordered["feature"], ordered["importance"])
-    ax.set_xlabel("importance")
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -593,8 +655,9 @@ def _log_pyfunc(
 ):
     # Pickle the wrapper class by value: the logged model then loads without this package (model
     # serving, a later wheel version), needing only the pinned requirements.
-    module = sys.modules[__name__]
-    cloudpickle.register_pickle_by_value(module)
+    modules = [sys.modules[__name__], explain]
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
     try:
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT_NAME,
@@ -605,7 +668,8 @@ def _log_pyfunc(
             registered_model_name=registered_model_name,
         )
     finally:
-        cloudpickle.unregister_pickle_by_value(module)
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 def train_and_log(
@@ -633,7 +697,9 @@ def train_and_log(
       ``train_n_frauds`` and the per-day ``test_card_precision_top_100_daily`` (step = test day);
     * tags: ``model_type``, ``git_commit`` (``unknown`` when None), ``table_version.<name>``, ``tags``;
     * artifacts: ``plots/precision_recall_curve.png`` (when the test set has both classes),
-      ``feature_importance/feature_importance.csv`` and ``.png``, and the pyfunc model ``model``
+      ``feature_importance/feature_importance.csv`` and ``.png``, the mean absolute contribution of
+      each feature to the test log-odds (``reason_codes/mean_abs_contribution.csv`` and ``.png``),
+      and the pyfunc model ``model``
       with signature, input example and pinned pip requirements, registered as ``model_name``
       when given.
 
@@ -711,6 +777,19 @@ def train_and_log(
         mlflow.log_figure(
             _importance_figure(importance, f"{model_type}: feature importance"),
             "feature_importance/feature_importance.png",
+        )
+        contributions, _ = model.contributions(test_df)
+        mean_abs = mean_absolute_contributions(contributions, FEATURE_COLUMNS)
+        buffer = io.StringIO()
+        mean_abs.to_csv(buffer, index=False)
+        mlflow.log_text(buffer.getvalue(), "reason_codes/mean_abs_contribution.csv")
+        mlflow.log_figure(
+            _importance_figure(
+                mean_abs.rename(columns={"mean_abs_contribution": "importance"}),
+                f"{model_type}: mean |contribution| to the log-odds (test)",
+                xlabel="mean |contribution| (log-odds)",
+            ),
+            "reason_codes/mean_abs_contribution.png",
         )
 
         info = _log_pyfunc(model, signature, input_example, model_name)

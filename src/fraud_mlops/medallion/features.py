@@ -51,14 +51,19 @@ Incremental computation
 Every feature of a transaction depends only on transactions at or before it, at most
 :func:`lookback_days` days earlier. A daily run that (re)computes the days ``[start, end]`` therefore
 reads silver from ``start - lookback_days(label_delay_days)`` (see :func:`history_start`), computes
-the features and keeps the rows whose ``tx_date`` is in ``[start, end]``. The one exception is
-``customer_seconds_since_prev_tx``, which is unbounded in time (see
-:func:`add_customer_seconds_since_prev_tx`).
+the features and keeps the rows whose ``tx_date`` is in ``[start, end]``. The reach is the longest of
+two chains: the terminal windows end ``D`` days before the transaction and span up to 30 days
+(``D + 30``); ``customer_high_amount_count_7d`` counts the customer's transactions of the last 7 days
+by their own ``customer_amount_ratio_30d``, which reads 30 more days (``7 + 30``). So the look-back
+is ``max(D + 30, 37)`` days: 37 for the Handbook's ``D = 7`` and still 37 for ``D = 0``.
+``customer_seconds_since_prev_tx`` would be unbounded in time; it reports gaps of at most 30 days
+to stay inside the look-back (see :func:`add_customer_seconds_since_prev_tx`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
 
@@ -74,9 +79,11 @@ __all__ = [
     "SECONDS_PER_DAY",
     "add_customer_amount_ratio",
     "add_customer_distinct_terminals",
+    "add_customer_high_amount_count",
     "add_customer_recent_tx_count",
     "add_customer_seconds_since_prev_tx",
     "add_customer_spending_features",
+    "add_terminal_fraud_age",
     "add_terminal_risk_features",
     "add_time_features",
     "build_features",
@@ -98,6 +105,27 @@ DEFAULT_RATIO_WINDOW_DAYS = 30
 DEFAULT_DISTINCT_TERMINALS_WINDOW_DAYS = 1
 #: Longest gap reported by ``customer_seconds_since_prev_tx`` (days); within the look-back.
 DEFAULT_PREV_TX_MAX_GAP_DAYS = 30
+#: Window in days of ``terminal_days_since_first_fraud_30d`` (it ends the delay period before).
+DEFAULT_FRAUD_AGE_WINDOW_DAYS = 30
+#: Window in days of ``customer_high_amount_count_7d``.
+DEFAULT_HIGH_AMOUNT_WINDOW_DAYS = 7
+#: A transaction is a high amount when its ``customer_amount_ratio_30d`` exceeds this (strictly).
+DEFAULT_HIGH_AMOUNT_RATIO_THRESHOLD = 3.0
+
+#: Days before the delay period that the terminal features of :func:`build_features` read (the
+#: longest terminal window): their look-back is ``D +`` this.
+TERMINAL_REACH_DAYS = max(*DEFAULT_WINDOWS_DAYS, DEFAULT_FRAUD_AGE_WINDOW_DAYS)
+#: Days back that the customer features of :func:`build_features` read, whatever the delay: the
+#: longest customer window, or a window over rows that each read a window of their own (the
+#: high-amount count over the amount ratios: ``7 + 30``).
+CUSTOMER_REACH_DAYS = max(
+    *DEFAULT_WINDOWS_DAYS,
+    math.ceil(DEFAULT_RECENT_WINDOW_SECONDS / SECONDS_PER_DAY),
+    DEFAULT_DISTINCT_TERMINALS_WINDOW_DAYS,
+    DEFAULT_PREV_TX_MAX_GAP_DAYS,
+    DEFAULT_RATIO_WINDOW_DAYS,
+    DEFAULT_HIGH_AMOUNT_WINDOW_DAYS + DEFAULT_RATIO_WINDOW_DAYS,
+)
 
 #: The gold table's columns, in order: the key and context columns, then every model feature that is
 #: not already one of them. ``tx_fraud_scenario`` (it leaks the label) is never among them.
@@ -131,6 +159,12 @@ def _non_negative_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return value
+
+
+def _finite_number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _windows(windows_days: Sequence[int]) -> tuple[int, ...]:
@@ -196,6 +230,17 @@ def _customer_window_total(
     return combine(earlier_value, F.coalesce(agg().over(_customer_peers_so_far()), empty))
 
 
+def _terminal_delayed_window(window_days: int, label_delay_days: int) -> Window:
+    """The terminal's rows with ``tx_datetime`` in ``(t - D - w days, t - D days]`` (D the delay)."""
+    return (
+        Window.partitionBy("terminal_id")
+        .orderBy(_SECONDS)
+        .rangeBetween(
+            -(label_delay_days + window_days) * SECONDS_PER_DAY + 1, -label_delay_days * SECONDS_PER_DAY
+        )
+    )
+
+
 def _customer_count(window_seconds: int) -> Column:
     """Number (bigint) of the customer's transactions in ``(t - window_seconds, t]`` up to this one."""
     return _customer_window_total(lambda: F.count(F.lit(1)), window_seconds, F.lit(0)).cast("long")
@@ -207,25 +252,33 @@ def _customer_count(window_seconds: int) -> Column:
 def lookback_days(label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS) -> int:
     """Days of history needed before the first day to (re)compute, so that every window is complete.
 
-    The oldest data any windowed feature of a transaction at time ``t`` reads is the start of the
-    terminal windows, ``t - D - 30 days`` (exclusive), with ``D = label_delay_days`` and 30 days the
-    largest window; the customer windows reach back only 30 days. So for the days ``[start, end]``
-    the input must hold every transaction from ``start - (D + 30)`` days (00:00) on; features of
-    earlier rows are incomplete and must be discarded. Default: ``7 + 30 = 37``.
+    The oldest data any feature of a transaction at time ``t`` reads (``D = label_delay_days``) is
+    the older of:
 
-    ``customer_seconds_since_prev_tx`` reports gaps of at most 30 days, so it fits the same bound.
+    * the start of the terminal windows, ``t - D - 30 days`` (exclusive), 30 days being the longest
+      terminal window (:data:`TERMINAL_REACH_DAYS`);
+    * ``t - 37 days`` (exclusive) for ``customer_high_amount_count_7d``: it reads the customer's
+      transactions of ``(t - 7 days, t]``, and the ``customer_amount_ratio_30d`` of each of them
+      reads its own 30 days (:data:`CUSTOMER_REACH_DAYS`, ``7 + 30``); every other customer window,
+      and the 30-day bound of ``customer_seconds_since_prev_tx``, reaches back 30 days at most.
+
+    So for the days ``[start, end]`` the input must hold every transaction from
+    ``start - max(D + 30, 37)`` days (00:00) on; features of earlier rows are incomplete and must be
+    discarded. Default (``D = 7``): 37; ``D = 0``: still 37 (not 30).
 
     Args:
         label_delay_days: the delay period D in days (non-negative int), as passed to
             :func:`build_features`.
 
     Returns:
-        ``label_delay_days + 30`` (int, days).
+        ``max(label_delay_days + TERMINAL_REACH_DAYS, CUSTOMER_REACH_DAYS)``, i.e.
+        ``max(label_delay_days + 30, 37)`` (int, days).
 
     Raises:
         ValueError: when ``label_delay_days`` is not a non-negative integer.
     """
-    return _non_negative_int(label_delay_days, "label_delay_days") + max(DEFAULT_WINDOWS_DAYS)
+    delay = _non_negative_int(label_delay_days, "label_delay_days")
+    return max(delay + TERMINAL_REACH_DAYS, CUSTOMER_REACH_DAYS)
 
 
 def history_start(first_day: dt.date, label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS) -> dt.date:
@@ -365,11 +418,7 @@ def add_terminal_risk_features(
     raw: dict[str, Column] = {}
     features: dict[str, Column] = {}
     for w in windows:
-        frame = (
-            Window.partitionBy("terminal_id")
-            .orderBy(_SECONDS)
-            .rangeBetween(-(delay + w) * SECONDS_PER_DAY + 1, -delay * SECONDS_PER_DAY)
-        )
+        frame = _terminal_delayed_window(w, delay)
         n_tx, n_fraud = f"_fx_n_{w}", f"_fx_fraud_{w}"
         raw[n_tx] = F.count(F.lit(1)).over(frame).cast("long")
         raw[n_fraud] = F.coalesce(F.sum(is_fraud).over(frame), F.lit(0))
@@ -378,6 +427,49 @@ def add_terminal_risk_features(
             F.when(F.col(n_tx) > 0, F.col(n_fraud) / F.col(n_tx)).otherwise(F.lit(0.0)).cast("double")
         )
     return _with_seconds(df, lambda d: d.withColumns(raw).withColumns(features).drop(*raw))
+
+
+def add_terminal_fraud_age(
+    df: DataFrame,
+    window_days: int = DEFAULT_FRAUD_AGE_WINDOW_DAYS,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
+) -> DataFrame:
+    """Add ``terminal_days_since_first_fraud_{w}d``: how long the terminal has been known compromised.
+
+    Definition (an extra feature beyond the Handbook, over the window of its terminal risk): with
+    ``D = label_delay_days``, ``t`` the transaction's ``tx_datetime`` and ``s`` the earliest
+    ``tx_datetime`` of a fraudulent (``tx_fraud = 1``) transaction of the same terminal in
+    ``(t - D - w days, t - D days]`` (the frame of ``terminal_risk_{w}d``), the feature is
+    ``(t - s) / 86400`` (double, days, >= D, < D + w). Null when the terminal has no known fraud in
+    that frame; a null label counts as not fraudulent. In the Handbook's compromised-terminal
+    scenario a terminal stays compromised for 28 days, so the age of the first known fraud tells
+    how far into such a period the terminal is.
+
+    Like :func:`add_terminal_risk_features` this is a pure time window: a fraud exactly ``D`` days
+    before is included, one exactly ``D + w`` days before excluded, and the current transaction is
+    never in it when ``D >= 1``. Only labels at least ``D`` days old are read, so the feature is
+    point-in-time correct for a model that learns the label ``D`` days late; ``D = 0`` would use the
+    current transaction's own label and must not be used for a model.
+
+    Args:
+        df: needs ``tx_datetime`` (timestamp), ``terminal_id`` (bigint) and ``tx_fraud`` (int 0/1).
+        window_days: ``w``, the window in days (positive int); default 30.
+        label_delay_days: the delay period D in days (non-negative int); default 7.
+
+    Returns:
+        ``df`` with ``terminal_days_since_first_fraud_{w}d`` (double, days) added.
+
+    Raises:
+        ValueError: when a required column is missing, ``window_days`` is not a positive integer or
+            ``label_delay_days`` is not a non-negative integer.
+    """
+    w = _positive_int(window_days, "window_days")
+    delay = _non_negative_int(label_delay_days, "label_delay_days")
+    _require_columns(df, ["tx_datetime", "terminal_id", LABEL_COLUMN], "add_terminal_fraud_age")
+    fraud_seconds = F.when(F.col(LABEL_COLUMN) == 1, F.col(_SECONDS))
+    first_fraud = F.min(fraud_seconds).over(_terminal_delayed_window(w, delay))
+    age = ((F.col(_SECONDS) - first_fraud) / F.lit(SECONDS_PER_DAY)).cast("double")
+    return _with_seconds(df, lambda d: d.withColumn(f"terminal_days_since_first_fraud_{w}d", age))
 
 
 def add_customer_seconds_since_prev_tx(
@@ -435,6 +527,53 @@ def add_customer_amount_ratio(df: DataFrame, window_days: int = DEFAULT_RATIO_WI
     _require_columns(df, ["tx_amount", mean], "add_customer_amount_ratio")
     ratio = F.when(F.col(mean) != 0, F.col("tx_amount") / F.col(mean)).cast("double")
     return df.withColumn(f"customer_amount_ratio_{w}d", ratio)
+
+
+def add_customer_high_amount_count(
+    df: DataFrame,
+    window_days: int = DEFAULT_HIGH_AMOUNT_WINDOW_DAYS,
+    ratio_threshold: float = DEFAULT_HIGH_AMOUNT_RATIO_THRESHOLD,
+    ratio_window_days: int = DEFAULT_RATIO_WINDOW_DAYS,
+) -> DataFrame:
+    """Add ``customer_high_amount_count_{w}d``: how many unusually large amounts the customer made.
+
+    Definition (an extra feature beyond the Handbook, same window rule as its customer counts): the
+    number (bigint, >= 0) of the same customer's transactions with ``tx_datetime`` in
+    ``(t - w days, t]`` that come at or before the current one in ``(tx_datetime, transaction_id)``
+    order, the current one included, whose ``customer_amount_ratio_{r}d`` is strictly greater than
+    ``ratio_threshold`` (3.0 by default: more than three times the customer's mean amount of the
+    previous ``r`` = 30 days). A null ratio counts as not high. Never null.
+
+    Each counted transaction's ratio reads its own ``r`` days, so the feature of a transaction at
+    ``t`` depends on transactions back to ``t - w - r`` days (see :func:`lookback_days`).
+
+    Args:
+        df: needs ``transaction_id`` (bigint), ``tx_datetime`` (timestamp), ``customer_id`` (bigint)
+            and ``customer_amount_ratio_{r}d`` (double), the latter from
+            :func:`add_customer_amount_ratio` with ``window_days = r``.
+        window_days: ``w``, the window in days (positive int); default 7.
+        ratio_threshold: a ratio above this (finite number, dimensionless) is a high amount;
+            default 3.0.
+        ratio_window_days: ``r``, the window in days of the ratio that is read (positive int);
+            default 30.
+
+    Returns:
+        ``df`` with ``customer_high_amount_count_{w}d`` (bigint) added.
+
+    Raises:
+        ValueError: when a required column (the ratio column included) is missing, a window is not a
+            positive integer or ``ratio_threshold`` is not a finite number.
+    """
+    w = _positive_int(window_days, "window_days")
+    threshold = _finite_number(ratio_threshold, "ratio_threshold")
+    ratio = f"customer_amount_ratio_{_positive_int(ratio_window_days, 'ratio_window_days')}d"
+    _require_columns(
+        df, ["transaction_id", "tx_datetime", "customer_id", ratio], "add_customer_high_amount_count"
+    )
+    # count() skips nulls: a ratio at or below the threshold, or null, gives null and is not counted.
+    is_high = F.when(F.col(ratio) > F.lit(threshold), F.lit(1))
+    count = _customer_window_total(lambda: F.count(is_high), w * SECONDS_PER_DAY, F.lit(0)).cast("long")
+    return _with_seconds(df, lambda d: d.withColumn(f"customer_high_amount_count_{w}d", count))
 
 
 def add_customer_recent_tx_count(
@@ -518,7 +657,11 @@ def build_features(silver: DataFrame, label_delay_days: int = DEFAULT_LABEL_DELA
       :func:`add_customer_seconds_since_prev_tx`;
     * ``customer_amount_ratio_30d`` (double) - :func:`add_customer_amount_ratio`;
     * ``customer_tx_count_1h`` (bigint) - :func:`add_customer_recent_tx_count`;
-    * ``customer_distinct_terminals_1d`` (bigint) - :func:`add_customer_distinct_terminals`.
+    * ``customer_distinct_terminals_1d`` (bigint) - :func:`add_customer_distinct_terminals`;
+    * ``terminal_days_since_first_fraud_30d`` (double, days) - :func:`add_terminal_fraud_age` with
+      delay ``label_delay_days``;
+    * ``customer_high_amount_count_7d`` (bigint) - :func:`add_customer_high_amount_count` over
+      ``customer_amount_ratio_30d > 3.0``.
 
     Definitions: the Handbook, ch. 3 "Baseline feature transformation" (see the module docstring),
     plus the extra features documented on their functions. ``tx_fraud_scenario`` and every other
@@ -530,7 +673,8 @@ def build_features(silver: DataFrame, label_delay_days: int = DEFAULT_LABEL_DELA
         silver: silver transactions; needs ``transaction_id`` (bigint), ``tx_datetime`` (timestamp),
             ``tx_date`` (date), ``customer_id`` (bigint), ``terminal_id`` (bigint), ``tx_amount``
             (double) and ``tx_fraud`` (int 0/1); further columns are ignored.
-        label_delay_days: the delay period D in days for the terminal risk features; default 7.
+        label_delay_days: the delay period D in days for the terminal features (risk and fraud
+            age); default 7.
 
     Returns:
         A lazy DataFrame with the columns :data:`GOLD_COLUMNS`.
@@ -553,7 +697,18 @@ def build_features(silver: DataFrame, label_delay_days: int = DEFAULT_LABEL_DELA
         .transform(add_customer_distinct_terminals, window_days=DEFAULT_DISTINCT_TERMINALS_WINDOW_DAYS)
         .transform(add_customer_amount_ratio, window_days=DEFAULT_RATIO_WINDOW_DAYS)
         .transform(
+            add_customer_high_amount_count,
+            window_days=DEFAULT_HIGH_AMOUNT_WINDOW_DAYS,
+            ratio_threshold=DEFAULT_HIGH_AMOUNT_RATIO_THRESHOLD,
+            ratio_window_days=DEFAULT_RATIO_WINDOW_DAYS,
+        )
+        .transform(
             add_terminal_risk_features, windows_days=DEFAULT_WINDOWS_DAYS, label_delay_days=label_delay_days
+        )
+        .transform(
+            add_terminal_fraud_age,
+            window_days=DEFAULT_FRAUD_AGE_WINDOW_DAYS,
+            label_delay_days=label_delay_days,
         )
     )
     return gold.select(*GOLD_COLUMNS)

@@ -66,7 +66,29 @@ EXTRA_FEATURES: tuple[str, ...] = (
     "customer_distinct_terminals_1d",
 )
 
-#: Model input columns, in order: the amount, the Handbook features, the extra features.
-FEATURE_COLUMNS: tuple[str, ...] = ("tx_amount",) + HANDBOOK_FEATURES + EXTRA_FEATURES
+#: Features kept on evidence: prequential validation (an ablation of :data:`FEATURE_GROUPS`) showed that
+#: they help the model. How long a terminal has been known compromised (the Handbook's compromised-
+#: terminal scenario lasts 28 days) and how many unusually large amounts the customer made lately.
+EVIDENCE_FEATURES: tuple[str, ...] = (
+    "terminal_days_since_first_fraud_30d",
+    "customer_high_amount_count_7d",
+)
 
+#: Model input columns, in order: the amount, the Handbook features, the extra features, the features
+#: kept on evidence (new features go at the end, so that earlier positions never move).
+FEATURE_COLUMNS: tuple[str, ...] = ("tx_amount",) + HANDBOOK_FEATURES + EXTRA_FEATURES + EVIDENCE_FEATURES
+
+#: The feature groups of the ablation study, in order: the name of a group -> its columns. Their
+#: concatenation, in this order, is exactly :data:`FEATURE_COLUMNS`.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "handbook": ("tx_amount",) + HANDBOOK_FEATURES,
+    "customer_behaviour": EXTRA_FEATURES,
+    "terminal_fraud_age": ("terminal_days_since_first_fraud_30d",),
+    "customer_high_amount": ("customer_high_amount_count_7d",),
+}
+
+assert tuple(c for group in FEATURE_GROUPS.values() for c in group) == FEATURE_COLUMNS, (
+    "FEATURE_GROUPS must list exactly FEATURE_COLUMNS, in order"
+)
+assert len(set(FEATURE_COLUMNS)) == len(FEATURE_COLUMNS), "a feature is listed twice"
 assert not set(FEATURE_COLUMNS) & set(LEAKING_COLUMNS), "a leaking column is listed as a feature"

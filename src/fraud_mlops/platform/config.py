@@ -35,6 +35,8 @@ SILVER_PROCESSED_FILES = "silver_processed_files"  # the silver checkpoint: rows
 GOLD_FEATURES = "gold_transaction_features"
 GOLD_DAILY_SUMMARY = "gold_daily_fraud_summary"
 PREDICTIONS = "predictions"
+#: Scores of the ``challenger`` on the same transactions (shadow mode): read by monitoring and the gate only.
+PREDICTIONS_SHADOW = "predictions_shadow"
 MONITORING_METRICS = "monitoring_metrics"
 
 
