@@ -6,8 +6,11 @@ the way serverless jobs and Databricks Connect run Python). Prints the wall time
 in both modes and their ratio (Connect / classic; the classic run is the reference), then compares
 the figures the two runs produced: tables, model metrics, gate decisions, scoring and monitoring.
 Exits 1 when a figure differs, so CI can run it as the check that both modes give the same results.
+By default both demos run with ``--quick`` (one validation fold, one candidate per model type, no
+ablation or backtest): the Spark and MLflow paths are the same as the full demo's, in a third of
+the time; ``--full`` runs the full model selection in both.
 
-    .venv/bin/python benchmarks/bench_connect_vs_classic.py [--landing data/transactions] [--keep]
+    .venv/bin/python benchmarks/bench_connect_vs_classic.py [--landing data/transactions] [--full] [--keep]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ RESULT_KEYS = ("tables", "ingestion", "training", "second_candidate", "scoring",
 VOLATILE = {"candidate_run_id", "run_id", "validation_run_id", "model_uri", "candidate_model_uri", "git_commit"}
 
 
-def run_demo(landing: Path, lakehouse: Path, spark_remote: str | None) -> dict[str, Any]:
+def run_demo(landing: Path, lakehouse: Path, spark_remote: str | None, demo_args: list[str]) -> dict[str, Any]:
     """Run the demo into ``lakehouse`` and return its summary (``demo-summary.json``)."""
     env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
     env["FRAUD_MLOPS_LOCAL_ROOT"] = str(lakehouse)
@@ -38,7 +41,7 @@ def run_demo(landing: Path, lakehouse: Path, spark_remote: str | None) -> dict[s
         env["SPARK_REMOTE"] = spark_remote
     mode = f"SPARK_REMOTE={spark_remote}" if spark_remote else "classic"
     print(f"--- demo, {mode} -> {lakehouse}", flush=True)
-    cmd = [str(Path(sys.executable).parent / "fraud-mlops"), "demo", "--landing", str(landing)]
+    cmd = [str(Path(sys.executable).parent / "fraud-mlops"), "demo", "--landing", str(landing), *demo_args]
     done = subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
         print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
@@ -70,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--landing", type=Path, default=REPO / "data" / "transactions")
     parser.add_argument("--remote", default="local[2]", help="SPARK_REMOTE of the Connect run (default local[2])")
     parser.add_argument("--keep", action="store_true", help="keep the two lakehouses (printed)")
+    parser.add_argument("--full", action="store_true", help="the full model selection (default: demo --quick)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-connect-"))
     try:
-        classic = run_demo(args.landing.resolve(), work / "classic", None)
-        connect = run_demo(args.landing.resolve(), work / "connect", args.remote)
+        demo_args = [] if args.full else ["--quick"]
+        classic = run_demo(args.landing.resolve(), work / "classic", None, demo_args)
+        connect = run_demo(args.landing.resolve(), work / "connect", args.remote, demo_args)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -336,7 +336,7 @@ def print_summary(s: dict[str, Any], path: Path) -> None:
               f" of flagged cards {_fmt(mo.get('precision_flagged'))}")
     sh = mo.get("shadow")
     if sh:
-        print(f"  shadow, {sh.get('n_days')} labelled days: champion v{mo.get('model_version', '')} AP"
+        print(f"  shadow, {sh.get('n_days')} labelled days: champion v{sh.get('champion_version')} AP"
               f" {_fmt(sh.get('champion_average_precision'))} CP@100 {_fmt(sh.get('champion_card_precision_top_100'))}"
               f" | challenger v{sh.get('challenger_version')} AP {_fmt(sh.get('challenger_average_precision'))}"
               f" CP@100 {_fmt(sh.get('challenger_card_precision_top_100'))}")

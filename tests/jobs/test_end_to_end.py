@@ -119,3 +119,9 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
     monkeypatch.setenv("FRAUD_SCHEMA", lakehouse.config.schema)
     namespace = runpy.run_path(str(REPO_ROOT / "notebooks" / "explore_features.py"))
     assert namespace["gold"].count() == lakehouse.count(C.GOLD_FEATURES)
+    # ... and so does the training-history study, here on one fold and the slice's few days.
+    monkeypatch.setenv("TRAIN_END", "2018-07-31")
+    monkeypatch.setenv("TRAIN_DAYS", "2,4")
+    monkeypatch.setenv("N_FOLDS", "1")
+    study = runpy.run_path(str(REPO_ROOT / "notebooks" / "training_history_study.py"))["study"]
+    assert list(study["train_days"]) == [2, 4] and study["average_precision"].between(0, 1).all()

@@ -49,7 +49,8 @@ DAYS = [f"2018-07-{d:02d}" for d in range(1, 9)]
 CATALOG, SCHEMA = "fraud_dev", "fraud"  # the dev target's defaults
 MODEL = f"{CATALOG}.{SCHEMA}.fraud_detector"
 TRAINING = {"train_start": "2018-07-02", "train_end": "2018-07-04", "delay_days": "1", "test_days": "2",
-            "n_estimators": "20", "min_average_precision": "0", "min_roc_auc": "0"}
+            "n_folds": "0", "backtest_weeks": "0", "n_estimators": "20", "min_average_precision": "0",
+            "min_roc_auc": "0"}
 SCORING = {"score_start": "2018-07-08", "score_end": "2018-07-08"}
 MONITORING = {"window_start": "2018-07-08", "window_end": "2018-07-08", "label_delay_days": "0",
               "min_average_precision": "0", "psi_alert_threshold": "100", "psi_retrain_threshold": "100"}

@@ -784,19 +784,18 @@ class DecisionSettings:
             raise ValueError("threshold method 'cost' needs cost_missed_fraud and cost_false_alert")
 
 
-def _decision(settings: DecisionSettings, oof_scores: pd.DataFrame | None, candidate_uri: str,
-              test_df: pd.DataFrame) -> dict[str, Any]:
+def _decision(settings: DecisionSettings, candidate_uri: str, after_training: pd.DataFrame) -> dict[str, Any]:
+    """The candidate's decision threshold: the cost rule, or the alert-budget threshold of its scores
+    on ``after_training``, the gold rows of the days after its training window (label-free)."""
     if settings.method == COST:
         threshold = cost_threshold(float(settings.cost_missed_fraud), float(settings.cost_false_alert))
         source = f"cost matrix: missed fraud {settings.cost_missed_fraud}, false alert {settings.cost_false_alert}"
-    elif oof_scores is not None and not oof_scores.empty:
-        threshold = alert_budget_threshold(oof_scores, settings.alert_budget)
-        days = oof_scores[DAY_COLUMN].nunique()
-        source = f"prequential validation scores ({days} days)"
-    else:  # no selection: the held-out test window's scores of the candidate
-        scored = test_df[[DAY_COLUMN, CARD_COLUMN]].assign(score=score_model(candidate_uri, test_df))
+    else:
+        scored = after_training[[DAY_COLUMN, CARD_COLUMN]].assign(score=score_model(candidate_uri, after_training))
         threshold = alert_budget_threshold(scored, settings.alert_budget)
-        source = f"test window scores ({scored[DAY_COLUMN].nunique()} days)"
+        days = pd.to_datetime(scored[DAY_COLUMN])
+        source = (f"the model's scores of all {scored[DAY_COLUMN].nunique()} days after its training window "
+                  f"({days.min().date()}..{days.max().date()}), no label used")
     return {"method": settings.method, "decision_threshold": float(threshold),
             "alert_budget": int(settings.alert_budget), "source": source}
 
@@ -833,8 +832,12 @@ def run_training(
        ``known_compromised_days`` (see :func:`fraud_mlops.lifecycle.training.time_split`; None: the
        whole training window).
     3. **Decision threshold** of the candidate (``decision``, :class:`DecisionSettings`; alert budget of
-       100 cards a day by default): from the selected candidate's out-of-fold validation scores, or,
-       without selection, from its scores on the held-out test window.
+       100 cards a day by default): the median over the days after the training window (the delay
+       period and the test window, ``train_end + 1 .. test_end``) of the day's ``alert_budget``-th
+       highest card score of the refitted candidate
+       (:func:`fraud_mlops.lifecycle.thresholds.alert_budget_threshold`). These are out-of-sample
+       scores of the very model that will be deployed, on the latest days there are, and no label is
+       read, so the choice neither uses the test labels nor changes the (threshold-free) test metrics.
     4. **Registration**: the candidate is registered as ``model_name`` (when given), made the
        ``challenger`` (:func:`register_challenger`) and tagged ``decision_threshold``,
        ``alert_budget``, ``threshold_method`` and ``threshold_source``, which batch scoring reads.
@@ -869,7 +872,6 @@ def run_training(
         "test_end": test_end.isoformat(),
     }
     params_by_model = {XGBOOST: dict(xgb_params or {}), LOGISTIC_REGRESSION: dict(lr_params or {})}
-    chosen = None
     selected = None
     if selection is not None and selection.n_folds >= 1:
         selected = run_selection(gold_pdf, train_start=as_date(train_start), train_end=as_date(train_end),
@@ -878,7 +880,6 @@ def run_training(
         for model_type, result in selected.selected.items():
             seed = params_by_model[model_type].get("seed")
             params_by_model[model_type] = {**result.candidate.params, **({"seed": seed} if seed is not None else {})}
-        chosen = selected.selected.get(candidate_model)
     order = [candidate_model] + [m for m in MODEL_TYPES if m != candidate_model]
     models: dict[str, dict[str, Any]] = {}
     results = {}
@@ -908,8 +909,9 @@ def run_training(
             "params": result.params,
         }
     candidate = results[candidate_model]
-    oof = chosen.validation_scores if chosen is not None else None
-    decided = _decision(decision, oof, candidate.model_uri, test_df)
+    days = pd.to_datetime(gold_pdf[DAY_COLUMN]).dt.date
+    after = gold_pdf.loc[(days > as_date(train_end)) & (days <= test_end)]
+    decided = _decision(decision, candidate.model_uri, after)
     client = MlflowClient()
     for key in (DECISION_THRESHOLD_TAG, ALERT_BUDGET_TAG):
         client.log_param(candidate.run_id, key, decided["decision_threshold" if key == DECISION_THRESHOLD_TAG

@@ -314,8 +314,8 @@ def evaluate_candidate(data: Sequence[FoldData], candidate: Candidate, *, featur
         data: from :func:`fold_data`.
         feature_columns: a subset of :data:`FEATURE_COLUMNS` (ablation); all by default.
         n_jobs: XGBoost threads (None: XGBoost's default, all cores).
-        keep_scores: keep the validation scores (``tx_date``, ``customer_id``, ``score``, the label,
-            ``fold``) for the decision threshold.
+        keep_scores: keep the out-of-fold validation scores (``tx_date``, ``customer_id``, ``score``,
+            the label, ``fold``), for analysis.
 
     Returns:
         Its :class:`CandidateResult`: per fold :func:`fraud_mlops.lifecycle.metrics.evaluate_scores`.

@@ -8,8 +8,8 @@ A fraud score becomes an alert when it reaches the model's *decision threshold*.
   ``k``-th highest card score is the threshold that would have raised exactly ``k`` card alerts
   that day. The decision threshold is the **median** of those daily thresholds, so that on a typical
   day the alerts match the budget (days with more suspicious activity raise more alerts, as they
-  should). The scores are those of *out-of-sample* predictions (the prequential validation folds),
-  never the training rows.
+  should). Training computes it on the deployed model's *out-of-sample* scores of the days after its
+  training window (no label is needed), never on its training rows.
 * **Cost matrix**: with ``c_miss`` the cost of a missed fraud and ``c_alert`` the cost of
   reviewing a false alert, flagging a transaction with fraud probability ``p`` is worth it when
   ``p * c_miss >= (1 - p) * c_alert``, i.e. ``p >= c_alert / (c_alert + c_miss)`` (the Bayes
