@@ -17,7 +17,6 @@ import datetime as dt
 import os
 
 import pandas as pd
-
 from pyspark.sql import functions as F
 
 from fraud_mlops.lifecycle.selection import (
