@@ -261,19 +261,8 @@ def decide(
         if not math.isfinite(champ_ap):
             passes.append(f"{champ_label} average_precision is undefined; judged on absolute thresholds only")
         elif math.isfinite(ap):
-            gap = champ_ap - ap
-            if gap > tolerance + 1e-12:
-                failures.append(
-                    f"average_precision {_fmt(ap)} is {_fmt(gap)} below {champ_label} {_fmt(champ_ap)} "
-                    f"(tolerance {_fmt(tolerance)})"
-                )
-            elif gap > 0:
-                passes.append(
-                    f"average_precision {_fmt(ap)} is {_fmt(gap)} below {champ_label} {_fmt(champ_ap)}, "
-                    f"within tolerance {_fmt(tolerance)}"
-                )
-            else:
-                passes.append(f"average_precision {_fmt(ap)} >= {champ_label} {_fmt(champ_ap)}")
+            failed, reason = _compare_ap(ap, champ_ap, tolerance, champ_label)
+            (failures if failed else passes).append(reason)
 
     if thresholds.min_shadow_days > 0:
         if champion_metrics is None and champion_version is None:
@@ -291,6 +280,21 @@ def decide(
         champion_metrics=None if champion_metrics is None else dict(champion_metrics),
         champion_version=None if champion_version is None else str(champion_version),
     )
+
+
+def _compare_ap(ap: float, champ_ap: float, tolerance: float, champ_label: str, *, metric: str = "average_precision",
+                on: str = "") -> tuple[bool, str]:
+    """``(failed, reason)`` of the check "at most ``tolerance`` below the champion's AP" (both finite);
+    ``on`` qualifies where they were measured (e.g. ``"on 10 labelled shadow days"``)."""
+    gap = champ_ap - ap
+    where = f" {on}" if on else ""
+    if gap > tolerance + 1e-12:
+        return True, (f"{metric} {_fmt(ap)} is {_fmt(gap)} below {champ_label} {_fmt(champ_ap)}{where} "
+                      f"(tolerance {_fmt(tolerance)})")
+    if gap > 0:
+        return False, (f"{metric} {_fmt(ap)} is {_fmt(gap)} below {champ_label} {_fmt(champ_ap)}{where}, "
+                       f"within tolerance {_fmt(tolerance)}")
+    return False, f"{metric} {_fmt(ap)} >= {champ_label} {_fmt(champ_ap)}{where}"
 
 
 def _check_shadow(
@@ -325,20 +329,9 @@ def _check_shadow(
             "keep scoring in shadow and validate again"
         )
         return
-    tolerance = thresholds.max_ap_degradation
-    gap = champ_ap - ap
-    if gap > tolerance + 1e-12:
-        failures.append(
-            f"shadow average_precision {_fmt(ap)} is {_fmt(gap)} below {champ_label} {_fmt(champ_ap)} "
-            f"{on_days} (tolerance {_fmt(tolerance)})"
-        )
-    elif gap > 0:
-        passes.append(
-            f"shadow average_precision {_fmt(ap)} is {_fmt(gap)} below {champ_label} {_fmt(champ_ap)} "
-            f"{on_days}, within tolerance {_fmt(tolerance)}"
-        )
-    else:
-        passes.append(f"shadow average_precision {_fmt(ap)} >= {champ_label} {_fmt(champ_ap)} {on_days}")
+    failed, reason = _compare_ap(ap, champ_ap, thresholds.max_ap_degradation, champ_label,
+                                 metric="shadow average_precision", on=on_days)
+    (failures if failed else passes).append(reason)
 
 
 # ------------------------------------------------------------------------------------ the registry
