@@ -70,7 +70,8 @@ def test_cli_jobs_and_validate(capsys):
     assert "retrain        run_job_task" in out
     assert "fraud-bronze (catalog, schema, landing_path, file_pattern)  [job cluster: etl]" in out
     assert cli.main(["jobs", "--bundle-root", str(REPO_ROOT), "--target", "dev"]) == 0
-    assert "fraud-score (catalog, schema, model_name, score_start, score_end, decision_threshold)  [serverless: default]" in (
+    assert ("fraud-score (catalog, schema, model_name, score_start, score_end, decision_threshold, alert_budget, "
+            "shadow)  [serverless: default]") in (
         capsys.readouterr().out)
     assert "0 0 2 * * ? UTC (PAUSED)" in out
     assert cli.main(["jobs", "--bundle-root", str(REPO_ROOT), "--json"]) == 0

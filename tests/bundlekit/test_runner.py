@@ -110,8 +110,9 @@ def test_training_parameters_and_target():
     assert "--experiment_name=/Shared/fraud-mlops/staging/fraud-detector" in train
     assert "--model_name=fraud_staging.fraud.fraud_detector" in train
     assert "--train_start=" in train
-    assert fakes.argv("fraud-validate")[-3:] == [
-        "--min_average_precision=0.3", "--min_roc_auc=0.75", "--max_ap_degradation=0.02"]
+    assert fakes.argv("fraud-validate")[-5:] == [
+        "--min_average_precision=0.3", "--min_roc_auc=0.75", "--max_ap_degradation=0.02", "--min_shadow_days=0",
+        "--delay_days=7"]
     assert fakes.argv("fraud-promote") == [
         "--catalog=fraud_staging", "--schema=fraud", "--model_name=fraud_staging.fraud.fraud_detector"]
 
@@ -150,7 +151,7 @@ def test_monitoring_retrain_value_triggers_training_job():
     assert "--catalog=other_cat" in fakes.argv("fraud-train")
     assert "--model_name=fraud_dev.fraud.fraud_detector" in fakes.argv("fraud-promote")
     assert retrain.result["parameters"]["catalog"] == "other_cat"
-    assert retrain.result["parameters"]["n_estimators"] == "200"
+    assert retrain.result["parameters"]["n_estimators"] == "100" and retrain.result["parameters"]["n_folds"] == "4"
 
 
 def test_monitoring_without_retrain_excludes_the_retrain_task():
