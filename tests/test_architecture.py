@@ -5,6 +5,7 @@
 * ``fraud_mlops.medallion`` (bronze, silver, gold, features) imports the platform only.
 * ``fraud_mlops.lifecycle`` (training, gate, scoring, monitoring) imports the platform and the medallion.
 * ``fraud_mlops.jobs`` (the task entry points) may import all of those, and nothing imports it.
+* ``fraud_mlops.reporting`` (charts for the notebooks) reads through the lifecycle and the platform.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "fraud_mlops.lifecycle": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion"},
     "fraud_mlops.jobs": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle"},
     "fraud_mlops.demo": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle"},
-    "fraud_mlops.cli": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.demo"},
+    "fraud_mlops.reporting": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle"},
+    "fraud_mlops.cli": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle",
+                        "fraud_mlops.demo"},
 }
 PROJECT_PACKAGES = ("bundlekit", "fraud_mlops")
 

@@ -16,6 +16,7 @@ local lakehouse set-up before a run, ``demo`` and ``mlflow-ui``. Examples::
     fraud-mlops mlflow-ui --port 5000
     fraud-mlops landing status                         # landing files: ingested, empty, rejected, acknowledged
     fraud-mlops landing reject 2018-08-01.csv.gz --reason "resent as 2018-08-01-v2.csv.gz"
+    fraud-mlops compare-scores datarobot.csv --name datarobot --score-column tx_fraud_1_PREDICTION
 
 Exit status: 0 success, 1 a job failed, 2 a configuration or usage error.
 
@@ -27,6 +28,7 @@ to use it.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -94,6 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_reject.add_argument("--reason", required=True, help="why the file is given up (recorded in the log)")
     _add_target_options(p_reject)
     p_reject.set_defaults(func=cmd_landing_reject)
+
+    p_compare = sub.add_parser(
+        "compare-scores", help="judge another system's scores (a CSV export) beside the champion, day by day",
+        description="Compare the scores of another system (for example a DataRobot deployment's batch prediction "
+                    "export) with the champion's on the same labelled transactions: average precision and card "
+                    "precision@100 per day and pooled. Every row of the file is compared or rejected with a "
+                    "reason; nothing is written to any table (docs/migrating-from-datarobot.md).")
+    p_compare.add_argument("file", help="CSV with a header row (a folder of such files works too)")
+    p_compare.add_argument("--id-column", default="transaction_id", help="column of the transaction id")
+    p_compare.add_argument("--score-column", default="score", help="column of the fraud probability in [0, 1]")
+    p_compare.add_argument("--name", default="external", help="what to call the other system (default external)")
+    p_compare.add_argument("--window-start", type=dt.date.fromisoformat, default=None, help="first day compared")
+    p_compare.add_argument("--window-end", type=dt.date.fromisoformat, default=None,
+                           help="'today' for the label delay (default: the latest gold day)")
+    p_compare.add_argument("--label-delay-days", type=int, default=7, help="days until a label is known (default 7)")
+    p_compare.add_argument("--rejected-csv", default=None, help="write the rejected rows and their reasons here")
+    p_compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _add_target_options(p_compare)
+    p_compare.set_defaults(func=cmd_compare_scores)
     return parser
 
 
@@ -187,8 +208,8 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-def ingestion_target(args: argparse.Namespace) -> tuple[dict[str, str], Lakehouse]:
-    """The ``ingestion`` job's parameter values for ``--target`` with ``--var`` applied (``catalog``,
+def ingestion_target(args: argparse.Namespace, job: str = "ingestion") -> tuple[dict[str, str], Lakehouse]:
+    """The ``job``'s (``ingestion`` by default) parameter values for ``--target`` with ``--var`` applied (``catalog``,
     ``schema``, ``landing_path`` ...: what a run of the job gets without ``--param``), and the tables
     of that catalog and schema, with the local lakehouse set up as for ``run``.
 
@@ -200,7 +221,7 @@ def ingestion_target(args: argparse.Namespace) -> tuple[dict[str, str], Lakehous
     from fraud_mlops.platform.session import get_spark
 
     bundle = load_bundle(bundle_root(args), args.target, dict(args.var))
-    params = job_parameter_defaults(bundle.job("ingestion"))
+    params = job_parameter_defaults(bundle.job(job))
     prepare_local_env(bundle.root)
     return params, Lakehouse(get_spark(), LakehouseConfig.from_env(params["catalog"], params["schema"]))
 
@@ -241,6 +262,56 @@ def cmd_landing_reject(args: argparse.Namespace) -> int:
           f"at {row['ingested_at']}: {row['note']}")
     print("the ingestion job no longer fails on this file nor reads it again; "
           "land a corrected file under a new name to ingest its rows")
+    return EXIT_OK
+
+
+def cmd_compare_scores(args: argparse.Namespace) -> int:
+    from fraud_mlops.lifecycle.external_scores import (
+        check_external_scores,
+        compare_with_champion,
+        comparison_report,
+        read_external_scores,
+    )
+    from fraud_mlops.lifecycle.scoring import champion_version
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+    from fraud_mlops.platform.config import GOLD_FEATURES
+
+    params, lakehouse = ingestion_target(args, "batch_scoring")
+    configure_mlflow(lakehouse.config)
+    model_name = params["model_name"]
+    try:
+        version = champion_version(model_name)
+        raw = read_external_scores(lakehouse.spark, args.file, id_column=args.id_column, score_column=args.score_column)
+        accepted, rejected = check_external_scores(raw, lakehouse.read(GOLD_FEATURES))
+        accepted, rejected = accepted.cache(), rejected.cache()
+        daily = compare_with_champion(lakehouse, model_name, version, accepted, name=args.name,
+                                      window_start=args.window_start, window_end=args.window_end,
+                                      label_delay_days=args.label_delay_days)
+    except (LookupError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    report = {"model_name": model_name, "champion_version": version, "name": args.name,
+              **comparison_report(accepted, rejected, daily)}
+    if args.rejected_csv:
+        rejected.toPandas().to_csv(args.rejected_csv, index=False)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return EXIT_OK
+    print(f"{args.file}: {report['rows_in']:,} rows, {report['rows_accepted']:,} accepted, "
+          f"{report['rows_rejected']:,} rejected {report['rejected_by_reason'] or ''}")
+    pooled, name = report["pooled"], args.name
+    print(f"compared on {pooled['n_transactions']:,} labelled transactions scored by both, {pooled['n_days']} days "
+          f"({pooled['first_day']}..{pooled['last_day']}), {pooled['n_frauds']:,} frauds:")
+    print(f"  {'day':<10} {'n':>7} {'frauds':>6}  {'champion AP':>11} {name + ' AP':>14}  {'champion CP@100':>15} "
+          f"{name + ' CP@100':>16}")
+    for r in report["daily"]:
+        print(f"  {r['tx_date']:<10} {r['n_transactions']:>7,} {r['n_frauds']:>6}  {r['champion_average_precision']:>11.3f}"
+              f" {r[f'{name}_average_precision']:>14.3f}  {r['champion_card_precision_top_100']:>15.3f}"
+              f" {r[f'{name}_card_precision_top_100']:>16.3f}")
+    print(f"  {'pooled':<10} {pooled['n_transactions']:>7,} {pooled['n_frauds']:>6}  "
+          f"{pooled['champion_average_precision']:>11.3f} {pooled[f'{name}_average_precision']:>14.3f}  "
+          f"{pooled['champion_card_precision_top_100']:>15.3f} {pooled[f'{name}_card_precision_top_100']:>16.3f}")
+    print(f"champion: {model_name} v{version}")
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import runpy
 import shutil
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -119,6 +120,15 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
     monkeypatch.setenv("FRAUD_SCHEMA", lakehouse.config.schema)
     namespace = runpy.run_path(str(REPO_ROOT / "notebooks" / "explore_features.py"))
     assert namespace["gold"].count() == lakehouse.count(C.GOLD_FEATURES)
+    # ... as do the chart notebooks: every figure is written, none empty.
+    figures = tmp_path / "figures"
+    monkeypatch.setenv("FRAUD_FIGURES_DIR", str(figures))
+    expected = {"data_overview": 4, "model_report": 6, "monitoring_report": 4}
+    for notebook, n_figures in expected.items():
+        written = runpy.run_path(str(REPO_ROOT / "notebooks" / f"{notebook}.py"))["written"]
+        assert len(written) == n_figures, (notebook, written)
+        assert all(Path(p).stat().st_size > 5_000 for p in written), written
+    assert len(list(figures.glob("*.png"))) == sum(expected.values())
     # ... and so does the training-history study, here on one fold and the slice's few days.
     monkeypatch.setenv("TRAIN_END", "2018-07-31")
     monkeypatch.setenv("TRAIN_DAYS", "2,4")

@@ -547,16 +547,15 @@ def alert_statistics(rows: pd.DataFrame, label_cutoff: dt.date | None = None) ->
 
 
 # =============================================================================== shadow mode
+def comparison_columns(names: tuple[str, str] = ("champion", "challenger")) -> tuple[str, ...]:
+    """Columns of :func:`compare_scores` for two models' ``names``."""
+    a, b = names
+    return ("tx_date", "n_transactions", "n_frauds", f"{a}_average_precision", f"{b}_average_precision",
+            f"{a}_card_precision_top_100", f"{b}_card_precision_top_100")
+
+
 #: Columns of :func:`shadow_comparison`'s frame, in order.
-SHADOW_COLUMNS = (
-    "tx_date",
-    "n_transactions",
-    "n_frauds",
-    "champion_average_precision",
-    "challenger_average_precision",
-    "champion_card_precision_top_100",
-    "challenger_card_precision_top_100",
-)
+SHADOW_COLUMNS = comparison_columns()
 _SHADOW_METRICS = SHADOW_COLUMNS[3:]
 
 
@@ -669,21 +668,33 @@ def shadow_comparison(
             .select("tx_date", "customer_id", LABEL_COLUMN, "champion_score", "challenger_score")
         )
         rows = joined.toPandas()
-    return _compare_scores(rows)
+    return compare_scores(rows)
 
 
-def _compare_scores(rows: pd.DataFrame) -> pd.DataFrame:
-    """Daily and pooled comparison of ``champion_score`` and ``challenger_score`` on labeled rows."""
+def compare_scores(rows: pd.DataFrame, names: tuple[str, str] = ("champion", "challenger")) -> pd.DataFrame:
+    """Daily and pooled comparison of two models' scores on the same labeled rows.
+
+    Args:
+        rows: one row per transaction: ``tx_date``, ``customer_id``, ``tx_fraud`` (0/1) and
+            ``<name>_score`` (fraud probability) for both ``names``.
+        names: the two models' names (``("champion", "challenger")`` for the shadow comparison).
+
+    Returns:
+        One row per day with :func:`comparison_columns` (see :func:`shadow_comparison` for their
+        meaning) and the pooled figures in ``attrs["pooled"]``.
+    """
+    columns = comparison_columns(names)
+    metrics = columns[3:]
     pooled: dict[str, Any] = {
         "n_days": 0,
         "n_transactions": len(rows),
         "n_frauds": 0,
-        **dict.fromkeys(_SHADOW_METRICS, math.nan),
+        **dict.fromkeys(metrics, math.nan),
         "first_day": None,
         "last_day": None,
     }
     if rows.empty:
-        daily = pd.DataFrame({c: pd.Series(dtype="float64") for c in SHADOW_COLUMNS})
+        daily = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
         daily = daily.astype({"tx_date": "object", "n_transactions": "int64", "n_frauds": "int64"})
         daily.attrs["pooled"] = pooled
         return daily
@@ -695,7 +706,7 @@ def _compare_scores(rows: pd.DataFrame) -> pd.DataFrame:
     grouped = rows.groupby("tx_date", sort=True)
     daily["n_transactions"] = grouped.size().to_numpy().astype("int64")
     daily["n_frauds"] = grouped[LABEL_COLUMN].sum().to_numpy().astype("int64")
-    for model in ("champion", "challenger"):
+    for model in names:
         score = f"{model}_score"
         daily[f"{model}_average_precision"] = [
             evaluate_scores(day_rows, score_col=score)["average_precision"] for _, day_rows in grouped
@@ -708,7 +719,7 @@ def _compare_scores(rows: pd.DataFrame) -> pd.DataFrame:
     pooled.update(
         n_days=len(days), n_frauds=int(rows[LABEL_COLUMN].sum()), first_day=days[0], last_day=days[-1]
     )
-    daily = daily[list(SHADOW_COLUMNS)]
+    daily = daily[list(columns)]
     daily.attrs["pooled"] = pooled
     return daily
 
