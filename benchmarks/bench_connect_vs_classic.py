@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: Keys of the demo summary that are results (everything but paths and timings).
 RESULT_KEYS = ("tables", "ingestion", "training", "second_candidate", "scoring", "monitoring")
 #: Keys inside results that differ between any two runs by nature (ids, versions of MLflow runs).
-VOLATILE = {"candidate_run_id", "run_id", "validation_run_id", "model_uri", "candidate_model_uri", "git_commit"}
+VOLATILE = {"candidate_run_id", "run_id", "validation_run_id", "model_uri", "candidate_model_uri", "git_commit",
+            "selection_run_id"}
 
 
 def run_demo(landing: Path, lakehouse: Path, spark_remote: str | None, demo_args: list[str]) -> dict[str, Any]:
