@@ -17,6 +17,7 @@ local lakehouse set-up before a run, ``demo`` and ``mlflow-ui``. Examples::
     fraud-mlops landing status                         # landing files: ingested, empty, rejected, acknowledged
     fraud-mlops landing reject 2018-08-01.csv.gz --reason "resent as 2018-08-01-v2.csv.gz"
     fraud-mlops compare-scores datarobot.csv --name datarobot --score-column tx_fraud_1_PREDICTION
+    fraud-mlops report                                 # one HTML page: tables, quarantine, models, monitoring
 
 Exit status: 0 success, 1 a job failed, 2 a configuration or usage error.
 
@@ -115,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     _add_target_options(p_compare)
     p_compare.set_defaults(func=cmd_compare_scores)
+
+    p_report = sub.add_parser(
+        "report", help="write one self-contained HTML page with the pipeline's state and charts",
+        description="Write the HTML report (tables and row counts, quarantine, model versions with aliases and "
+                    "metrics, alerts against the budget, the latest monitoring with charts) for the target.")
+    p_report.add_argument("--output", default=None, help="where to write it (default <lakehouse>/report.html)")
+    _add_target_options(p_report)
+    p_report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -312,6 +321,19 @@ def cmd_compare_scores(args: argparse.Namespace) -> int:
           f"{pooled['champion_average_precision']:>11.3f} {pooled[f'{name}_average_precision']:>14.3f}  "
           f"{pooled['champion_card_precision_top_100']:>15.3f} {pooled[f'{name}_card_precision_top_100']:>16.3f}")
     print(f"champion: {model_name} v{version}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+    from fraud_mlops.reporting.html_report import report_summary, write_report
+
+    params, lakehouse = ingestion_target(args, "monitoring")
+    configure_mlflow(lakehouse.config)
+    output = Path(args.output) if args.output else local_root(bundle_root(args)) / "report.html"
+    path = write_report(lakehouse, params["model_name"], output)
+    summary = report_summary(path.read_text(encoding="utf-8"))
+    print(f"report: {path.resolve()} ({summary['charts']} charts; {', '.join(summary['sections'])})")
     return EXIT_OK
 
 

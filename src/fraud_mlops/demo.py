@@ -146,7 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     print_summary(summary, out)
+    report = write_demo_report(bundle, local_root)
+    print(f"HTML report: {report}  (open it in a browser; `fraud-mlops report` writes it again)")
     return 0
+
+
+def write_demo_report(bundle, local_root: Path) -> Path:
+    """Write the HTML report of the demo's lakehouse (:mod:`fraud_mlops.reporting.html_report`)."""
+    from fraud_mlops.lifecycle.tracking import configure_mlflow
+    from fraud_mlops.platform.config import LakehouseConfig
+    from fraud_mlops.platform.lakehouse import Lakehouse
+    from fraud_mlops.platform.session import get_spark
+    from fraud_mlops.reporting.html_report import write_report
+
+    config = LakehouseConfig.from_env(str(bundle.variables["catalog"]), str(bundle.variables["schema"]))
+    configure_mlflow(config)
+    lakehouse = Lakehouse(get_spark(), config)
+    return write_report(lakehouse, str(bundle.variables["model_name"]), local_root / "report.html").resolve()
 
 
 def _table_counts(catalog: str, schema: str) -> dict[str, int]:

@@ -129,6 +129,11 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
         assert len(written) == n_figures, (notebook, written)
         assert all(Path(p).stat().st_size > 5_000 for p in written), written
     assert len(list(figures.glob("*.png"))) == sum(expected.values())
+    # The HTML report of the same tables: every section, with the model versions and charts.
+    from fraud_mlops.reporting.html_report import report_summary, write_report
+
+    page = write_report(lakehouse, bundle.variables["model_name"], tmp_path / "report.html").read_text(encoding="utf-8")
+    assert report_summary(page)["charts"] == 5 and "<td>champion</td>" in page
     # ... and so does the training-history study, here on one fold and the slice's few days.
     monkeypatch.setenv("TRAIN_END", "2018-07-31")
     monkeypatch.setenv("TRAIN_DAYS", "2,4")
