@@ -50,7 +50,7 @@ QUICK_TRAINING = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fraud-mlops demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--landing", default="data/transactions",
-                   help="folder of daily transaction files (default: the slice the repository ships)")
+                   help="folder of daily transaction files (default: the 153 days the repository ships)")
     p.add_argument("--target", default="dev", help="bundle target whose variables are used (default dev)")
     p.add_argument("--keep", action="store_true",
                    help="keep the existing local lakehouse (default: start from an empty one)")
