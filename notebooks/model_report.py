@@ -13,40 +13,12 @@
 
 # COMMAND ----------
 
-import os
-
-from fraud_mlops.lifecycle.tracking import configure_mlflow
-from fraud_mlops.platform.config import LakehouseConfig
-from fraud_mlops.platform.lakehouse import Lakehouse
-from fraud_mlops.platform.session import get_spark
 from fraud_mlops.reporting import charts
 from fraud_mlops.reporting import data as D
+from fraud_mlops.reporting.notebook import notebook_context
 
-catalog = os.environ.get("FRAUD_CATALOG", "fraud_dev")
-schema = os.environ.get("FRAUD_SCHEMA", "fraud")
-figures = os.environ.get("FRAUD_FIGURES_DIR", os.path.join(os.environ.get("FRAUD_MLOPS_LOCAL_ROOT", ".lakehouse"), "figures"))
-try:  # Databricks widgets when run as a notebook there
-    dbutils.widgets.text("catalog", catalog)  # type: ignore[name-defined]
-    dbutils.widgets.text("schema", schema)  # type: ignore[name-defined]
-    catalog = dbutils.widgets.get("catalog")  # type: ignore[name-defined]
-    schema = dbutils.widgets.get("schema")  # type: ignore[name-defined]
-except NameError:
-    pass
-model_name = os.environ.get("FRAUD_MODEL_NAME", f"{catalog}.{schema}.fraud_detector")
-
-spark = get_spark("model-report")
-lakehouse = Lakehouse(spark, LakehouseConfig.from_env(catalog, schema))
-configure_mlflow(lakehouse.config)
-written = []
-
-
-def show(fig, name):
-    """Save the figure under ``figures`` (PNG) and display it where a notebook can."""
-    written.append(str(charts.save(fig, figures, name)))
-    try:
-        display(fig)  # type: ignore[name-defined]  # Databricks and Jupyter
-    except NameError:
-        print(f"figure: {written[-1]}")
+ctx = notebook_context("model-report", globals().get("dbutils"), globals().get("display"))
+lakehouse, model_name, show = ctx.lakehouse, ctx.model_name, ctx.show
 
 # COMMAND ----------
 

@@ -125,7 +125,7 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
     monkeypatch.setenv("FRAUD_FIGURES_DIR", str(figures))
     expected = {"data_overview": 4, "model_report": 6, "monitoring_report": 4}
     for notebook, n_figures in expected.items():
-        written = runpy.run_path(str(REPO_ROOT / "notebooks" / f"{notebook}.py"))["written"]
+        written = runpy.run_path(str(REPO_ROOT / "notebooks" / f"{notebook}.py"))["ctx"].written
         assert len(written) == n_figures, (notebook, written)
         assert all(Path(p).stat().st_size > 5_000 for p in written), written
     assert len(list(figures.glob("*.png"))) == sum(expected.values())
