@@ -11,28 +11,13 @@
 
 # COMMAND ----------
 
-import os
-
 from pyspark.sql import functions as F
 
 from fraud_mlops.medallion.schema import FEATURE_COLUMNS, LABEL_COLUMN
 from fraud_mlops.platform import config as C
-from fraud_mlops.platform.config import LakehouseConfig
-from fraud_mlops.platform.lakehouse import Lakehouse
-from fraud_mlops.platform.session import get_spark
+from fraud_mlops.reporting.notebook import notebook_context
 
-catalog = os.environ.get("FRAUD_CATALOG", "fraud_dev")
-schema = os.environ.get("FRAUD_SCHEMA", "fraud")
-try:  # Databricks widgets when run as a notebook there
-    dbutils.widgets.text("catalog", catalog)  # type: ignore[name-defined]
-    dbutils.widgets.text("schema", schema)  # type: ignore[name-defined]
-    catalog = dbutils.widgets.get("catalog")  # type: ignore[name-defined]
-    schema = dbutils.widgets.get("schema")  # type: ignore[name-defined]
-except NameError:
-    pass
-
-spark = get_spark("explore-features")
-lakehouse = Lakehouse(spark, LakehouseConfig.from_env(catalog, schema))
+lakehouse = notebook_context("explore-features", globals().get("dbutils")).lakehouse
 gold = lakehouse.read(C.GOLD_FEATURES)
 print(f"{lakehouse.ref(C.GOLD_FEATURES).full_name}: {gold.count():,} rows, version {lakehouse.version(C.GOLD_FEATURES)}")
 

@@ -27,25 +27,12 @@ from fraud_mlops.lifecycle.selection import (
     prequential_folds,
 )
 from fraud_mlops.platform import config as C
-from fraud_mlops.platform.config import LakehouseConfig
-from fraud_mlops.platform.lakehouse import Lakehouse
-from fraud_mlops.platform.session import get_spark
+from fraud_mlops.reporting.notebook import notebook_context
 
-catalog = os.environ.get("FRAUD_CATALOG", "fraud_dev")
-schema = os.environ.get("FRAUD_SCHEMA", "fraud")
 train_end = dt.date.fromisoformat(os.environ.get("TRAIN_END", "2018-07-31"))
 lengths = [int(x) for x in os.environ.get("TRAIN_DAYS", "7,14,28,56").split(",")]
 n_folds = int(os.environ.get("N_FOLDS", "4"))
-try:  # Databricks widgets when run as a notebook there
-    dbutils.widgets.text("catalog", catalog)  # type: ignore[name-defined]
-    dbutils.widgets.text("schema", schema)  # type: ignore[name-defined]
-    catalog = dbutils.widgets.get("catalog")  # type: ignore[name-defined]
-    schema = dbutils.widgets.get("schema")  # type: ignore[name-defined]
-except NameError:
-    pass
-
-spark = get_spark("training-history-study")
-lakehouse = Lakehouse(spark, LakehouseConfig.from_env(catalog, schema))
+lakehouse = notebook_context("training-history-study", globals().get("dbutils")).lakehouse
 candidate = Candidate("xgboost", {"max_depth": 6, "n_estimators": 200, "learning_rate": 0.05, "scale_pos_weight": 1})
 folds_by_length = {n: prequential_folds(train_end, n, delay_days=7, validation_days=7, n_folds=n_folds)
                    for n in lengths}

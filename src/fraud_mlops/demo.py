@@ -205,14 +205,13 @@ def _top_flagged(catalog: str, schema: str, start: str | None, end: str | None, 
         return []
     from pyspark.sql import functions as F
 
+    from fraud_mlops.lifecycle.explain import reason_columns
     from fraud_mlops.platform.config import LakehouseConfig
     from fraud_mlops.platform.lakehouse import Lakehouse
     from fraud_mlops.platform.session import get_spark
 
     lakehouse = Lakehouse(get_spark(), LakehouseConfig.from_env(catalog, schema))
-    columns = ["transaction_id", "tx_date", "customer_id", "score", "card_daily_rank",
-               "reason_1", "reason_1_contribution", "reason_2", "reason_2_contribution", "reason_3",
-               "reason_3_contribution"]
+    columns = ["transaction_id", "tx_date", "customer_id", "score", "card_daily_rank", *reason_columns()]
     rows = (lakehouse.read(C.PREDICTIONS).where(F.col("tx_date").between(start, end) & (F.col("decision") == 1))
             .orderBy(F.col("score").desc(), "transaction_id").select(*columns).limit(n).collect())
     return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.asDict().items()} for r in rows]

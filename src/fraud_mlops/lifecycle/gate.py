@@ -51,9 +51,13 @@ from fraud_mlops.lifecycle.metrics import evaluate_scores
 from fraud_mlops.lifecycle.selection import SelectionSettings, run_selection
 from fraud_mlops.lifecycle.thresholds import (
     ALERT_BUDGET,
+    ALERT_BUDGET_TAG,
     COST,
+    DECISION_THRESHOLD_TAG,
     DEFAULT_ALERT_BUDGET,
+    THRESHOLD_METHOD_TAG,
     THRESHOLD_METHODS,
+    THRESHOLD_SOURCE_TAG,
     alert_budget_threshold,
     cost_threshold,
 )
@@ -420,7 +424,14 @@ def register_challenger(model_name: str, version: str | int, *, client: MlflowCl
     return {"model_name": model_name, "version": version, "alias": CHALLENGER, "validation_status": PENDING}
 
 
-def _window_from_run(client: MlflowClient, run_id: str) -> dict[str, Any]:
+def window_from_run(client: MlflowClient, run_id: str) -> dict[str, Any]:
+    """The training window a run logged, as :func:`fraud_mlops.lifecycle.training.time_split` takes it:
+    ``train_start``, ``train_end`` (dates), ``delay_days``, ``test_days`` and, when logged,
+    ``known_compromised_days`` (ints).
+
+    Raises:
+        ValueError: the run lacks one of the window parameters.
+    """
     params = client.get_run(run_id).data.params
     missing = [p for p in ("train_start", "train_end", "delay_days", "test_days") if p not in params]
     if missing:
@@ -530,7 +541,7 @@ def validate_challenger(
         raise ValueError(f"{model_name} v{challenger_version} has no source run; cannot re-derive its window")
     _set_version_tags(client, model_name, challenger_version, {VALIDATION_STATUS_TAG: PENDING})
 
-    window = _window_from_run(client, challenger.run_id)
+    window = window_from_run(client, challenger.run_id)
     first_day, last_day = required_date_range(**window)
     gold_pdf = _load_gold(gold, first_day, last_day)
     _, test_df = time_split(gold_pdf, **window)
@@ -743,13 +754,6 @@ class TrainingSummary:
         return asdict(self)
 
 
-#: Model version tags that tell batch scoring how to turn scores into alerts.
-DECISION_THRESHOLD_TAG = "decision_threshold"
-ALERT_BUDGET_TAG = "alert_budget"
-THRESHOLD_METHOD_TAG = "threshold_method"
-THRESHOLD_SOURCE_TAG = "threshold_source"
-
-
 @dataclass(frozen=True)
 class DecisionSettings:
     """How training sets the candidate's decision threshold (:mod:`fraud_mlops.lifecycle.thresholds`).
@@ -906,9 +910,8 @@ def run_training(
     after = gold_pdf.loc[(days > as_date(train_end)) & (days <= test_end)]
     decided = _decision(decision, candidate.model_uri, after)
     client = MlflowClient()
-    for key in (DECISION_THRESHOLD_TAG, ALERT_BUDGET_TAG):
-        client.log_param(candidate.run_id, key, decided["decision_threshold" if key == DECISION_THRESHOLD_TAG
-                                                           else "alert_budget"])
+    client.log_param(candidate.run_id, DECISION_THRESHOLD_TAG, decided["decision_threshold"])
+    client.log_param(candidate.run_id, ALERT_BUDGET_TAG, decided["alert_budget"])
     client.set_tag(candidate.run_id, THRESHOLD_SOURCE_TAG, decided["source"])
     registered = None
     if model_name is not None:

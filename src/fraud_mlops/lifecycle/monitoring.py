@@ -797,17 +797,6 @@ def shadow_source(
     return source
 
 
-def _challenger_version(model_name: str) -> str | None:
-    """The version of the ``challenger`` alias of ``model_name``, None when there is none."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        return str(MlflowClient().get_model_version_by_alias(model_name, "challenger").version)
-    except MlflowException:
-        return None
-
-
 # =============================================================================== entry point
 def run_monitoring(
     lakehouse: Lakehouse,
@@ -945,7 +934,7 @@ def run_monitoring(
             f"gold has no rows in the training window [{ref_start}, {ref_end}] of v{version}"
         )
 
-    from fraud_mlops.lifecycle.scoring import load_pyfunc
+    from fraud_mlops.lifecycle.scoring import challenger_version, load_pyfunc
 
     model = load_pyfunc(f"models:/{model_name}/{version}")
     reference_scores = _predict(model, reference)
@@ -970,7 +959,7 @@ def run_monitoring(
     alerts = alert_statistics(current[["tx_date", "customer_id", LABEL_COLUMN, *alert_cols]], cutoff)
 
     shadow = None
-    challenger = _challenger_version(model_name)
+    challenger = challenger_version(model_name)
     if challenger is not None and challenger != version:
         shadow = shadow_summary(
             lakehouse, model_name, version, challenger, window_start, window_end, label_delay_days

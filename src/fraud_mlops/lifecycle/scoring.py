@@ -59,8 +59,14 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from fraud_mlops.lifecycle.explain import DEFAULT_REASON_CODES
-from fraud_mlops.lifecycle.thresholds import DEFAULT_ALERT_BUDGET
+from fraud_mlops.lifecycle.explain import DEFAULT_REASON_CODES, reason_columns
+from fraud_mlops.lifecycle.thresholds import (
+    ALERT_BUDGET_TAG,
+    DECISION_THRESHOLD_TAG,
+    DEFAULT_ALERT_BUDGET,
+    THRESHOLD_METHOD_TAG,
+    THRESHOLD_SOURCE_TAG,
+)
 from fraud_mlops.medallion.schema import FEATURE_COLUMNS
 from fraud_mlops.platform.config import GOLD_FEATURES, PREDICTIONS, PREDICTIONS_SHADOW
 from fraud_mlops.platform.lakehouse import Lakehouse
@@ -212,18 +218,16 @@ def version_decision(model_name: str, version: str) -> dict[str, Any]:
             return None
 
     return {
-        "decision_threshold": number("decision_threshold", float),
-        "alert_budget": number("alert_budget", int),
-        "threshold_method": tags.get("threshold_method"),
-        "threshold_source": tags.get("threshold_source"),
+        "decision_threshold": number(DECISION_THRESHOLD_TAG, float),
+        "alert_budget": number(ALERT_BUDGET_TAG, int),
+        "threshold_method": tags.get(THRESHOLD_METHOD_TAG),
+        "threshold_source": tags.get(THRESHOLD_SOURCE_TAG),
     }
 
 
-def _reason_fields() -> list[T.StructField]:
-    fields = []
-    for i in range(1, DEFAULT_REASON_CODES + 1):
-        fields += [T.StructField(f"reason_{i}", T.StringType()), T.StructField(f"reason_{i}_contribution", T.DoubleType())]
-    return fields
+def _reason_fields(k: int = DEFAULT_REASON_CODES) -> list[T.StructField]:
+    return [T.StructField(c, T.DoubleType() if c.endswith("_contribution") else T.StringType())
+            for c in reason_columns(k)]
 
 
 def add_reason_codes(df: DataFrame, model: Any, k: int = DEFAULT_REASON_CODES) -> DataFrame:
@@ -241,7 +245,7 @@ def add_reason_codes(df: DataFrame, model: Any, k: int = DEFAULT_REASON_CODES) -
     """
     features = list(FEATURE_COLUMNS)
     kept = [f for f in df.schema.fields if f.name not in set(features)]
-    schema = T.StructType(kept + _reason_fields()[: 2 * k])
+    schema = T.StructType(kept + _reason_fields(k))
     names = [f.name for f in schema.fields]
     explainable = callable(getattr(model, "reason_codes", None))
     if not explainable:

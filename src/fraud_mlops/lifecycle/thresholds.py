@@ -27,6 +27,13 @@ DEFAULT_ALERT_BUDGET = 100
 ALERT_BUDGET, COST = "alert_budget", "cost"
 THRESHOLD_METHODS = (ALERT_BUDGET, COST)
 
+#: Model version tags that record a version's decision settings (written by training, read by batch
+#: scoring and the report).
+DECISION_THRESHOLD_TAG = "decision_threshold"
+ALERT_BUDGET_TAG = "alert_budget"
+THRESHOLD_METHOD_TAG = "threshold_method"
+THRESHOLD_SOURCE_TAG = "threshold_source"
+
 
 def daily_card_scores(scored: pd.DataFrame, day_col: str = "tx_date", card_col: str = "customer_id",
                       score_col: str = "score") -> pd.DataFrame:

@@ -7,7 +7,6 @@ aggregates reach the driver; a missing table gives an empty frame with the docum
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pandas as pd
@@ -65,19 +64,14 @@ def champion_test_scores(lakehouse: Lakehouse, model_name: str) -> tuple[pd.Data
     """
     from mlflow import MlflowClient
 
-    from fraud_mlops.lifecycle.gate import score_model
+    from fraud_mlops.lifecycle.gate import score_model, window_from_run
     from fraud_mlops.lifecycle.scoring import champion_version
     from fraud_mlops.lifecycle.training import evaluation_window, required_date_range, time_split
 
     version = champion_version(model_name)
-    mv = MlflowClient().get_model_version(model_name, version)
-    params = MlflowClient().get_run(mv.run_id).data.params
-    window = {"train_start": dt.date.fromisoformat(params["train_start"]),
-              "train_end": dt.date.fromisoformat(params["train_end"]),
-              "delay_days": int(params["delay_days"]), "test_days": int(params["test_days"])}
-    known = params.get("known_compromised_days", "none")
-    if known not in ("", "none", "None"):
-        window["known_compromised_days"] = int(known)
+    client = MlflowClient()
+    mv = client.get_model_version(model_name, version)
+    window = window_from_run(client, mv.run_id)
     first, last = required_date_range(**window)
     gold = lakehouse.read(C.GOLD_FEATURES).where(F.col("tx_date").between(first, last)).toPandas()
     _, test = time_split(gold, **window)

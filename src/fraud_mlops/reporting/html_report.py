@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fraud_mlops.lifecycle.thresholds import ALERT_BUDGET_TAG, DECISION_THRESHOLD_TAG
 from fraud_mlops.platform import config as C
 from fraud_mlops.platform.lakehouse import Lakehouse
 from fraud_mlops.reporting import charts
@@ -114,8 +115,8 @@ def model_versions(model_name: str) -> pd.DataFrame:
             "aliases": ", ".join(sorted(by_version.get(str(mv.version), []))),
             "validation_status": tags.get("validation_status", ""),
             "validation AP": float(ap) if ap not in (None, "") else None,
-            "decision_threshold": float(tags["decision_threshold"]) if tags.get("decision_threshold") else None,
-            "alert_budget": tags.get("alert_budget", ""),
+            "decision_threshold": float(tags[DECISION_THRESHOLD_TAG]) if tags.get(DECISION_THRESHOLD_TAG) else None,
+            "alert_budget": tags.get(ALERT_BUDGET_TAG, ""),
             "promotion_status": tags.get("promotion_status", ""),
             "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M"),
         })
