@@ -70,6 +70,22 @@ from collections.abc import Callable, Iterable, Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from fraud_mlops.medallion.feature_definitions import (
+    FEATURE_DEFINITIONS,
+    SECONDS_PER_DAY,
+    CustomerAmountRatio,
+    CustomerDistinctTerminals,
+    CustomerHighAmountCount,
+    CustomerPreviousGap,
+    CustomerRecentCount,
+    CustomerSpending,
+    FeatureDefinition,
+    TerminalFraudAge,
+    TerminalRisk,
+    TimeFeatures,
+    customer_reach_seconds,
+    terminal_reach_days,
+)
 from fraud_mlops.medallion.schema import FEATURE_COLUMNS, GOLD_KEY_COLUMNS, LABEL_COLUMN
 
 __all__ = [
@@ -89,10 +105,9 @@ __all__ = [
     "build_features",
     "history_start",
     "lookback_days",
+    "spark_transform",
 ]
 
-#: Seconds in one day: every window of ``w`` days spans ``w * SECONDS_PER_DAY`` seconds.
-SECONDS_PER_DAY = 86_400
 #: Window lengths in days of the Handbook's customer and terminal features.
 DEFAULT_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
 #: Delay period D in days: labels of transactions younger than D days are not used (Handbook: 7).
@@ -113,19 +128,12 @@ DEFAULT_HIGH_AMOUNT_WINDOW_DAYS = 7
 DEFAULT_HIGH_AMOUNT_RATIO_THRESHOLD = 3.0
 
 #: Days before the delay period that the terminal features of :func:`build_features` read (the
-#: longest terminal window): their look-back is ``D +`` this.
-TERMINAL_REACH_DAYS = max(*DEFAULT_WINDOWS_DAYS, DEFAULT_FRAUD_AGE_WINDOW_DAYS)
+#: longest terminal window of the feature definitions): their look-back is ``D +`` this.
+TERMINAL_REACH_DAYS = terminal_reach_days()
 #: Days back that the customer features of :func:`build_features` read, whatever the delay: the
 #: longest customer window, or a window over rows that each read a window of their own (the
-#: high-amount count over the amount ratios: ``7 + 30``).
-CUSTOMER_REACH_DAYS = max(
-    *DEFAULT_WINDOWS_DAYS,
-    math.ceil(DEFAULT_RECENT_WINDOW_SECONDS / SECONDS_PER_DAY),
-    DEFAULT_DISTINCT_TERMINALS_WINDOW_DAYS,
-    DEFAULT_PREV_TX_MAX_GAP_DAYS,
-    DEFAULT_RATIO_WINDOW_DAYS,
-    DEFAULT_HIGH_AMOUNT_WINDOW_DAYS + DEFAULT_RATIO_WINDOW_DAYS,
-)
+#: high-amount count over the amount ratios: ``7 + 30``), from the feature definitions.
+CUSTOMER_REACH_DAYS = math.ceil(customer_reach_seconds() / SECONDS_PER_DAY)
 
 #: The gold table's columns, in order: the key and context columns, then every model feature that is
 #: not already one of them. ``tx_fraud_scenario`` (it leaks the label) is never among them.
@@ -300,7 +308,7 @@ def history_start(first_day: dt.date, label_delay_days: int = DEFAULT_LABEL_DELA
 # --------------------------------------------------------------------------------------------------
 # Feature transformations
 # --------------------------------------------------------------------------------------------------
-def add_time_features(df: DataFrame) -> DataFrame:
+def add_time_features(df: DataFrame, night_last_hour: int = 6) -> DataFrame:
     """Add the Handbook's date and time features ``is_weekend`` and ``is_night``.
 
     Definition (Handbook ch. 3, "Baseline feature transformation", date and time transformations):
@@ -314,6 +322,7 @@ def add_time_features(df: DataFrame) -> DataFrame:
 
     Args:
         df: needs ``tx_datetime`` (timestamp); other columns pass through.
+        night_last_hour: the last hour (0-23) that counts as night; default 6.
 
     Returns:
         ``df`` with ``is_weekend`` and ``is_night`` (int) added.
@@ -322,11 +331,13 @@ def add_time_features(df: DataFrame) -> DataFrame:
         ValueError: when ``tx_datetime`` is missing.
     """
     _require_columns(df, ["tx_datetime"], "add_time_features")
+    if isinstance(night_last_hour, bool) or not isinstance(night_last_hour, int) or not 0 <= night_last_hour <= 23:
+        raise ValueError(f"night_last_hour must be an hour 0-23, got {night_last_hour!r}")
     # dayofweek: 1 = Sunday ... 7 = Saturday.
     return df.withColumns(
         {
             "is_weekend": F.dayofweek("tx_datetime").isin(1, 7).cast("int"),
-            "is_night": (F.hour("tx_datetime") <= 6).cast("int"),
+            "is_night": (F.hour("tx_datetime") <= F.lit(night_last_hour)).cast("int"),
         }
     )
 
@@ -641,6 +652,48 @@ def add_customer_distinct_terminals(
     return _with_seconds(df, lambda d: d.withColumn(f"customer_distinct_terminals_{w}d", distinct))
 
 
+def spark_transform(definition: FeatureDefinition, label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS
+                    ) -> Callable[[DataFrame], DataFrame]:
+    """The Spark engine of one feature definition: a ``DataFrame -> DataFrame`` adding its columns.
+
+    Args:
+        definition: one of :data:`fraud_mlops.medallion.feature_definitions.FEATURE_DEFINITIONS`.
+        label_delay_days: the delay period D in days of the terminal features (non-negative int).
+
+    Returns:
+        A function that adds ``definition.columns`` with the ``add_*`` function of its kind, called
+        with the definition's parameters.
+
+    Raises:
+        TypeError: when the definition is of a kind this engine does not know.
+    """
+    match definition:
+        case TimeFeatures():
+            return lambda df: add_time_features(df, night_last_hour=definition.night_last_hour)
+        case CustomerPreviousGap():
+            return lambda df: add_customer_seconds_since_prev_tx(df, max_gap_days=definition.max_gap_days)
+        case CustomerSpending():
+            return lambda df: add_customer_spending_features(df, windows_days=definition.windows_days)
+        case CustomerRecentCount():
+            return lambda df: add_customer_recent_tx_count(
+                df, window_seconds=definition.window_seconds, output_column=definition.output_column)
+        case CustomerDistinctTerminals():
+            return lambda df: add_customer_distinct_terminals(df, window_days=definition.window_days)
+        case CustomerAmountRatio():
+            return lambda df: add_customer_amount_ratio(df, window_days=definition.window_days)
+        case CustomerHighAmountCount():
+            return lambda df: add_customer_high_amount_count(
+                df, window_days=definition.window_days, ratio_threshold=definition.ratio_threshold,
+                ratio_window_days=definition.ratio_window_days)
+        case TerminalRisk():
+            return lambda df: add_terminal_risk_features(
+                df, windows_days=definition.windows_days, label_delay_days=label_delay_days)
+        case TerminalFraudAge():
+            return lambda df: add_terminal_fraud_age(
+                df, window_days=definition.window_days, label_delay_days=label_delay_days)
+    raise TypeError(f"the Spark engine has no implementation of feature definition {definition!r}")
+
+
 def build_features(silver: DataFrame, label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS) -> DataFrame:
     """Compute the gold feature table from silver transactions (used by training and scoring).
 
@@ -683,32 +736,11 @@ def build_features(silver: DataFrame, label_delay_days: int = DEFAULT_LABEL_DELA
         ValueError: when a required column is missing (all missing ones are named) or
             ``label_delay_days`` is not a non-negative integer.
     """
-    _non_negative_int(label_delay_days, "label_delay_days")
+    delay = _non_negative_int(label_delay_days, "label_delay_days")
     _require_columns(silver, GOLD_KEY_COLUMNS, "build_features")
     # The helper seconds column is added once and shared, and the window needing the finest order
     # (customer, second, id) comes first, so all customer windows reuse one shuffle and one sort.
-    gold = (
-        silver.select(*GOLD_KEY_COLUMNS)
-        .withColumn(_SECONDS, _seconds())
-        .transform(add_time_features)
-        .transform(add_customer_seconds_since_prev_tx)
-        .transform(add_customer_spending_features, windows_days=DEFAULT_WINDOWS_DAYS)
-        .transform(add_customer_recent_tx_count, window_seconds=DEFAULT_RECENT_WINDOW_SECONDS)
-        .transform(add_customer_distinct_terminals, window_days=DEFAULT_DISTINCT_TERMINALS_WINDOW_DAYS)
-        .transform(add_customer_amount_ratio, window_days=DEFAULT_RATIO_WINDOW_DAYS)
-        .transform(
-            add_customer_high_amount_count,
-            window_days=DEFAULT_HIGH_AMOUNT_WINDOW_DAYS,
-            ratio_threshold=DEFAULT_HIGH_AMOUNT_RATIO_THRESHOLD,
-            ratio_window_days=DEFAULT_RATIO_WINDOW_DAYS,
-        )
-        .transform(
-            add_terminal_risk_features, windows_days=DEFAULT_WINDOWS_DAYS, label_delay_days=label_delay_days
-        )
-        .transform(
-            add_terminal_fraud_age,
-            window_days=DEFAULT_FRAUD_AGE_WINDOW_DAYS,
-            label_delay_days=label_delay_days,
-        )
-    )
+    gold = silver.select(*GOLD_KEY_COLUMNS).withColumn(_SECONDS, _seconds())
+    for definition in FEATURE_DEFINITIONS:
+        gold = gold.transform(spark_transform(definition, delay))
     return gold.select(*GOLD_COLUMNS)
