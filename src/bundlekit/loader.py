@@ -30,7 +30,10 @@ part of the CLI's configuration processing that a local run needs, without a wor
   ``.databricks/bundle/<target>/variable-overrides.json``, the target's ``variables`` block (a
   mapping or list there is the value, ``type: complex`` or not), the declaration's ``default`` (a
   null ``default:`` is none). Like the CLI, every declared variable must have a value for the
-  selected target; a ``lookup`` needs ``--var`` locally (``lookups="keep"`` leaves its references).
+  selected target. A ``lookup`` (a warehouse, a service principal ... by name) is resolved by the CLI
+  against a workspace: offline its references stay ``${var.name}`` (:attr:`Bundle.lookup_variables`),
+  and the local runner refuses only a job that uses one (pass ``--var name=<value>`` to run it);
+  ``lookups="error"`` makes any lookup without a value an error at load time.
 * ``${...}`` references are resolved recursively: ``${var.x}`` (variables may reference each other),
   ``${bundle.target}``, ``${bundle.name}``, ``${bundle.git.commit}`` (and the other ``bundle.git``
   fields), ``${workspace.current_user.userName}`` (the local user name),
@@ -130,6 +133,8 @@ class Bundle:
             lacks what those files should define).
         warnings: ``(file, key, message)`` of what the CLI would warn about while loading: a target value
             of the wrong kind it drops, complex variables that refer to each other in a cycle.
+        lookup_variables: ``lookup`` variables without a value (only the workspace can resolve them);
+            their references stay ``${var.<name>}`` in :attr:`config` and :attr:`variables`.
     """
 
     root: Path
@@ -144,6 +149,7 @@ class Bundle:
     files: tuple[Path, ...] = ()
     unmatched_includes: tuple[str, ...] = ()
     warnings: tuple[tuple[str, str, str], ...] = ()
+    lookup_variables: tuple[str, ...] = ()
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -178,6 +184,31 @@ class Bundle:
             if m:
                 return m.group(1)
         return None
+
+
+def lookup_references(bundle: Bundle, value: Any) -> list[str]:
+    """The ``lookup`` variables without a value (:attr:`Bundle.lookup_variables`) that ``value`` (a
+    job definition ...) refers to, sorted: a local run of it needs ``--var <name>=<value>``."""
+    if not bundle.lookup_variables:
+        return []
+    wanted = set(bundle.lookup_variables)
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, str) and "${" in node:
+            for m in _REF_RE.finditer(node):
+                parts = m.group(1).split(".")
+                if len(parts) >= 2 and parts[0] in ("var", "variables") and parts[1] in wanted:
+                    found.add(parts[1])
+
+    walk(value)
+    return sorted(found)
 
 
 def find_bundle_root(start: Path | str | None = None) -> Path:
@@ -220,7 +251,7 @@ def load_bundle(
     *,
     env: Mapping[str, str] | None = None,
     user_name: str | None = None,
-    lookups: str = "error",
+    lookups: str = "keep",
     git: Mapping[str, str] | None = None,
     merge_keyed_lists: bool = False,
 ) -> Bundle:
@@ -233,9 +264,10 @@ def load_bundle(
             ``(name, value)`` pairs in the order given (a name given twice is an error, as in the CLI).
         env: environment for ``BUNDLE_VAR_<name>`` and ``DATABRICKS_HOST`` (default: ``os.environ``).
         user_name: stands in for ``${workspace.current_user.userName}`` (default: the local user).
-        lookups: what a ``lookup`` variable without a value becomes: ``"error"`` (a local run needs its
-            value) or ``"keep"`` (its references stay ``${var.name}``, as for a value only the
-            workspace knows; the offline validator's choice).
+        lookups: what a ``lookup`` variable without a value becomes: ``"keep"`` (the default: its
+            references stay ``${var.name}``, as for a value only the workspace knows, and its name is
+            listed in :attr:`Bundle.lookup_variables`; the runner refuses a job that uses it) or
+            ``"error"`` (loading fails, naming ``--var``).
         git: ``bundle.git`` facts already read with :func:`git_details` (default: read them now).
         merge_keyed_lists: merge a job's tasks (job clusters, parameters; a pipeline's clusters) that
             share a key into one, as the CLI does before deploying (the offline validator's choice);
@@ -245,6 +277,8 @@ def load_bundle(
         BundleError: unreadable/invalid YAML, unknown target, undeclared or unset variable, an
             unresolvable reference, a resource defined twice.
     """
+    if lookups not in ("keep", "error"):
+        raise ValueError(f"lookups must be 'keep' or 'error', got {lookups!r}")
     root_path = Path(root).resolve()
     if root_path.is_file():
         main_file = root_path
@@ -308,9 +342,11 @@ def load_bundle(
     resolved = resolver.resolve_all()
     if merge_keyed_lists:
         _merge_keyed_lists(resolved)
+    kept_lookups = []
     for name, spec in (resolved.get("variables") or {}).items():
         if isinstance(spec, dict) and spec.get("value") is _KEEP:
             spec["value"] = f"${{var.{name}}}"
+            kept_lookups.append(str(name))
     variables = {name: (spec or {}).get("value") for name, spec in (resolved.get("variables") or {}).items()}
     return Bundle(
         root=root_path,
@@ -325,6 +361,7 @@ def load_bundle(
         files=files,
         unmatched_includes=unmatched,
         warnings=tuple(warnings + resolver.warnings),
+        lookup_variables=tuple(kept_lookups),
     )
 
 

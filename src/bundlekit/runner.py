@@ -81,7 +81,7 @@ from bundlekit.jobspec import (
     topological_order,
 )
 from bundlekit.jobspec import job_parameter_defaults as _job_parameter_defaults
-from bundlekit.loader import Bundle, BundleError
+from bundlekit.loader import Bundle, BundleError, lookup_references
 
 SUCCESS = "SUCCESS"
 FAILED = "FAILED"
@@ -674,12 +674,21 @@ def run_job(
         The run's :class:`JobRunResult`; ``.ok`` is False when a task failed.
 
     Raises:
-        BundleError: unknown job.
+        BundleError: unknown job, or the job uses a ``lookup`` variable that has no value here (only a
+            workspace resolves it: pass ``--var <name>=<value>``); nothing has run then.
         RunnerError: unknown parameter or a bad task graph (nothing has run then); another run of the
             job holds its lock and the job's queue is disabled (nothing has run either).
     """
     resolver: EntryPointResolver = resolve_entry_point or globals()["resolve_entry_point"]
     job = bundle.job(job_key)
+    lookups = lookup_references(bundle, job)
+    if lookups:
+        raise BundleError(
+            f"job {job_key!r} uses the lookup variable(s) {', '.join(lookups)}, which the Databricks CLI "
+            f"resolves against a workspace; for a local run pass "
+            + " ".join(f"--var {name}=<value>" for name in lookups)
+            + f" (or set {', '.join('BUNDLE_VAR_' + name for name in lookups)})"
+        )
     plan = plan_job(job, job_key)
     values = resolve_parameters(job, params, job_key)
     locks = Path(lock_dir) if lock_dir is not None else default_lock_dir()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bundlekit.loader import BundleError, git_details, load_bundle
+from bundlekit.loader import BundleError, git_details, load_bundle, lookup_references
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -168,8 +168,13 @@ def test_lookup_variable_needs_a_value_locally(tmp_path):
     text = MINIMAL.replace("  who:\n", "  sp:\n    lookup:\n      service_principal: deployer\n  who:\n")
     root = _write(tmp_path, {"databricks.yml": text, "resources/job.yml": JOB})
     with pytest.raises(BundleError, match="lookup variable"):
-        load_bundle(root, "one", {}, env={})
-    assert load_bundle(root, "one", {"sp": "abc"}, env={}).variables["sp"] == "abc"
+        load_bundle(root, "one", {}, env={}, lookups="error")
+    assert load_bundle(root, "one", {"sp": "abc"}, env={}, lookups="error").variables["sp"] == "abc"
+    kept = load_bundle(root, "one", {}, env={})  # the default: kept, listed, a job using it is refused
+    assert kept.lookup_variables == ("sp",) and kept.variables["sp"] == "${var.sp}"
+    assert load_bundle(root, "one", {"sp": "abc"}, env={}).lookup_variables == ()
+    with pytest.raises(ValueError, match="lookups must be"):
+        load_bundle(root, "one", {}, env={}, lookups="ignore")
 
 
 def test_invalid_yaml_and_missing_file(tmp_path):
@@ -416,9 +421,10 @@ def test_lookups_are_an_error_locally_and_kept_for_validation(tmp_path):
             j: {name: "on ${var.wh}"}
         """})
     with pytest.raises(BundleError, match="lookup variable"):
-        load_bundle(root, None, {}, env={})
+        load_bundle(root, None, {}, env={}, lookups="error")
     b = load_bundle(root, None, {}, env={}, lookups="keep")
     assert b.job("j")["name"] == "on ${var.wh}" and b.variables["wh"] == "${var.wh}"
+    assert lookup_references(b, b.job("j")) == ["wh"] and lookup_references(b, {"x": "${var.other}"}) == []
 
 
 def test_unknown_sections_and_references_are_left_alone(tmp_path):

@@ -402,3 +402,28 @@ def test_default_resolver_uses_installed_metadata():
         resolve_entry_point("fraud_mlops", "fraud-nope")
     with pytest.raises(RunnerError, match="not installed"):
         resolve_entry_point("surely_not_installed_pkg", "x")
+
+
+def test_a_lookup_variable_blocks_only_the_jobs_that_use_it(tmp_path):
+    """A ``lookup`` (a SQL warehouse by name ...) is resolved by the CLI against a workspace: locally a
+    job that does not use it runs, and one that does is refused before anything runs, naming --var."""
+    (tmp_path / "databricks.yml").write_text(textwrap.dedent("""\
+        bundle: {name: mini}
+        include: [resources/*.yml]
+        variables:
+          warehouse_id: {lookup: {warehouse: Starter}}
+        targets:
+          t: {default: true}
+        """), encoding="utf-8")
+    (tmp_path / "resources").mkdir()
+    jobs = _job("plain", _wheel("a", "ep-a")) + _job("sql", _wheel("b", "ep-b", warehouse="${var.warehouse_id}"))
+    (tmp_path / "resources" / "jobs.yml").write_text(textwrap.dedent("resources:\n  jobs:\n" + jobs), encoding="utf-8")
+    fake = FakeEntryPoints()
+    bundle = load_bundle(tmp_path, None, {}, env={})
+    assert run_job(bundle, "plain", resolve_entry_point=fake, log=lambda line: None).ok
+    with pytest.raises(BundleError, match=r"job 'sql' uses the lookup variable\(s\) warehouse_id.*--var warehouse_id="):
+        run_job(bundle, "sql", resolve_entry_point=fake, log=lambda line: None)
+    assert [c[0] for c in fake.calls] == ["ep-a"]
+    given = load_bundle(tmp_path, None, {"warehouse_id": "abc123"}, env={})
+    assert run_job(given, "sql", resolve_entry_point=fake, log=lambda line: None).ok
+    assert fake.calls[-1][1] == ["--warehouse=abc123"]

@@ -302,3 +302,31 @@ def test_conflicts_are_recognised_by_class_or_message():
     assert not is_concurrent_modification(RuntimeError("[TABLE_OR_VIEW_NOT_FOUND] fraud_prod.fraud.x"))
     with pytest.raises(ValueError):
         Lakehouse(None, LakehouseConfig(catalog="c", schema="s", backend="spark"), write_attempts=0)
+
+
+class SqlSpark(FakeSpark):
+    """A session that also answers ``SHOW TBLPROPERTIES`` with the given properties and records every
+    other SQL statement."""
+
+    def __init__(self, existing: set[str], properties: dict[str, str]) -> None:
+        super().__init__(existing)
+        self.properties = properties
+        self.statements: list[str] = []
+
+    def sql(self, statement: str) -> Any:
+        self.statements.append(statement)
+        rows = [{"key": k, "value": v} for k, v in self.properties.items()]
+        return type("Result", (), {"collect": lambda _self: rows})()
+
+
+def test_table_properties_are_set_with_alter_table_only_when_they_differ():
+    name = "fraud_prod.fraud.inference_log"
+    fake = SqlSpark({name}, {"delta.minReaderVersion": "1", "delta.enableChangeDataFeed": "false"})
+    lakehouse = _lakehouse(fake)
+    assert lakehouse.table_properties("inference_log")["delta.enableChangeDataFeed"] == "false"
+    assert lakehouse.set_table_properties("inference_log", {"delta.enableChangeDataFeed": "true"}) is True
+    assert fake.statements[-1] == f"ALTER TABLE {name} SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')"
+    fake.properties["delta.enableChangeDataFeed"] = "true"
+    fake.statements.clear()
+    assert lakehouse.set_table_properties("inference_log", {"delta.enableChangeDataFeed": "true"}) is False
+    assert fake.statements == [f"SHOW TBLPROPERTIES {name}"]

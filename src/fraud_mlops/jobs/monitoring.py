@@ -28,13 +28,15 @@ def monitor(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ``label_delay_days`` old, whose labels are known), alerts per day against the alert budget (an
     alert when their mean exceeds ``max_alerts_over_budget`` times the budget) and, while a challenger
     is scored in shadow, the champion/challenger comparison, for a window; append them to
-    ``monitoring_metrics``; publish the ``alert`` and ``retrain`` task values, and fail when
-    ``fail_on_alert`` is true and a threshold is breached.
+    ``monitoring_metrics``; bring the inference log (the champion's decisions, with the labels known at
+    the window's end) up to date for the quality monitor; publish the ``alert`` and ``retrain`` task
+    values, and fail when ``fail_on_alert`` is true and a threshold is breached.
 
     Every parameter is checked before anything is read or written (dates, their order, PSI thresholds
     >= 0, ``min_average_precision`` in [0, 1], ``max_alerts_over_budget`` > 0, ``label_delay_days``
     >= 0, ``fail_on_alert`` a boolean).
     """
+    from fraud_mlops.lifecycle.inference_log import update_inference_log
     from fraud_mlops.lifecycle.monitoring import MonitoringThresholds, run_monitoring
     from fraud_mlops.lifecycle.tracking import configure_mlflow
 
@@ -61,11 +63,14 @@ def monitor(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result = run_monitoring(
         lakehouse, p["model_name"], window_start, window_end, thresholds, label_delay_days=label_delay_days
     )
+    inference_log = update_inference_log(
+        lakehouse, p["model_name"], result.window_end, label_delay_days, window_start=result.window_start
+    )
     set_task_value("alert", "true" if result.alert else "false")
     set_task_value("retrain", "true" if result.retrain else "false")
     if result.alert:
         print("[monitor] ALERT: " + "; ".join(result.reasons), flush=True)
-    out = report("monitor", result.to_dict())
+    out = report("monitor", {**result.to_dict(), "inference_log": inference_log})
     if result.alert and fail_on_alert:
         result.raise_for_alert()
     return out

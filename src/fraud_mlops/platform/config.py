@@ -38,6 +38,10 @@ PREDICTIONS = "predictions"
 #: Scores of the ``challenger`` on the same transactions (shadow mode): read by monitoring and the gate only.
 PREDICTIONS_SHADOW = "predictions_shadow"
 MONITORING_METRICS = "monitoring_metrics"
+#: The champion's decisions per transaction with the label once it is known (null until then): the table
+#: the Lakehouse Monitoring inference-log monitor watches (``resources/quality_monitor.yml``). Written by
+#: the monitoring job (:mod:`fraud_mlops.lifecycle.inference_log`).
+INFERENCE_LOG = "inference_log"
 
 
 def databricks_connect_installed() -> bool:

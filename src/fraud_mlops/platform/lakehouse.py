@@ -329,6 +329,50 @@ class Lakehouse:
         fault_point(f"after_write:{name}")
         return counts
 
+    def table_properties(self, name: str) -> dict[str, str]:
+        """The table's Delta properties (``{"delta.enableChangeDataFeed": "true", ...}``).
+
+        Raises:
+            TableNotFoundError: the table does not exist.
+        """
+        ref = self.ref(name)
+        if not self.exists(name):
+            raise TableNotFoundError(f"table {ref.full_name} does not exist (run the task that writes it)")
+        if self._local:
+            from deltalake import DeltaTable
+
+            return {str(k): str(v) for k, v in DeltaTable(str(ref.path)).metadata().configuration.items()}
+        rows = self.spark.sql(f"SHOW TBLPROPERTIES {ref.full_name}").collect()
+        return {str(row["key"]): str(row["value"]) for row in rows}
+
+    def set_table_properties(self, name: str, properties: dict[str, str]) -> bool:
+        """Give the table the Delta ``properties`` it lacks or holds with another value, in one commit
+        (``ALTER TABLE ... SET TBLPROPERTIES`` on the Spark backend); a table that already has them all
+        is left alone, so a re-run writes nothing.
+
+        Returns:
+            True when a commit was made.
+
+        Raises:
+            TableNotFoundError: the table does not exist.
+            ConcurrentWriteError: Spark backend, every attempt conflicted with a concurrent write.
+        """
+        current = self.table_properties(name)
+        todo = {str(k): str(v) for k, v in properties.items() if current.get(str(k)) != str(v)}
+        if not todo:
+            return False
+        ref = self.ref(name)
+        if self._local:
+            from deltalake import DeltaTable
+
+            DeltaTable(str(ref.path)).alter.set_table_properties(todo)
+        else:
+            assignments = ", ".join(f"{sql_literal(k)} = {sql_literal(v)}" for k, v in todo.items())
+            statement = f"ALTER TABLE {ref.full_name} SET TBLPROPERTIES ({assignments})"
+            self._retry_conflicts(ref, "set properties", lambda: self.spark.sql(statement))
+        fault_point(f"after_write:{name}")
+        return True
+
     def versions(self, names: list[str]) -> dict[str, int | None]:
         """Current Delta version of each named table (None for a missing one), for lineage logging."""
         return {self.ref(n).full_name: self.version(n) for n in names}
