@@ -1,11 +1,15 @@
 # Two commands do all the set-up (see README.md):
 #   make demo   - create the environment, run the jobs end to end on the shipped transactions
 #   make test   - create the environment, run the test suite
+# Both start a local PostgreSQL server for the online feature store (the pgserver wheel's binaries) and
+# stop it afterwards, also when they fail.
 # Options: make demo LANDING=../shared/data/fraud-handbook/transactions   (all 153 days)
 #          make demo LAKEHOUSE=/tmp/fraud-lakehouse                          (where local tables go)
 #          SPARK_REMOTE="local[2]" make demo                                (through Spark Connect)
+#          make demo ONLINE_STORE_PORT=54339   make test TEST_ONLINE_STORE_PORT=54330   (0: a free port)
 # Also:    make lint, make validate (offline bundle validation), make wheel, make mlflow-ui,
-#          make connect-setup (Databricks Connect environment .venv-connect), make lock (upgrade uv.lock)
+#          make connect-setup (Databricks Connect environment .venv-connect), make lock (upgrade uv.lock),
+#          make online-store-up / online-store-down (the demo's PostgreSQL server, in $(LAKEHOUSE)/postgres)
 
 # Python 3.12 (the runtime of record's): PYTHON=..., else python3.12 on PATH, else pyenv's 3.12.x.
 PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
@@ -16,12 +20,21 @@ CONNECT_VENV ?= .venv-connect
 LANDING ?= data/transactions
 LAKEHOUSE ?= .lakehouse
 DEMO_ARGS ?=
+# The online store's PostgreSQL: the demo's in $(LAKEHOUSE)/postgres on a fixed port; the tests' in a
+# fresh temporary folder on a free port (0), so two test runs on one machine do not meet.
+ONLINE_STORE_PORT ?= 54329
+TEST_ONLINE_STORE_PORT ?= 0
 
 STAMP := $(VENV)/.installed-stamp
 CONNECT_STAMP := $(CONNECT_VENV)/.installed-stamp
 UV := $(VENV)/bin/uv
+# `fraud-mlops online-store run [--data-dir DIR] -- COMMAND`: start the server, run COMMAND with
+# FRAUD_MLOPS_ONLINE_STORE set to its URL, stop the server (also when COMMAND fails or is interrupted;
+# one already running is left running), exit with COMMAND's status.
+DEMO_STORE := $(VENV)/bin/fraud-mlops online-store run --data-dir $(abspath $(LAKEHOUSE))/postgres --port $(ONLINE_STORE_PORT) --
+TEST_STORE := $(VENV)/bin/fraud-mlops online-store run --port $(TEST_ONLINE_STORE_PORT) --
 
-.PHONY: demo test test-faults setup lint validate mlflow-ui clean wheel lock connect-setup
+.PHONY: demo test test-faults setup lint validate mlflow-ui clean wheel lock connect-setup online-store-up online-store-down
 
 define check_python
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required and was not found: install it (e.g. pyenv install 3.12, or your package manager) or set PYTHON=/path/to/python3.12"; exit 1; }
@@ -54,14 +67,22 @@ lock: $(STAMP)
 setup: $(STAMP)
 
 demo: $(STAMP)
-	FRAUD_MLOPS_LOCAL_ROOT=$(abspath $(LAKEHOUSE)) $(VENV)/bin/fraud-mlops demo --landing $(LANDING) $(DEMO_ARGS)
+	FRAUD_MLOPS_LOCAL_ROOT=$(abspath $(LAKEHOUSE)) $(DEMO_STORE) $(VENV)/bin/fraud-mlops demo --landing $(LANDING) $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "not fault_injection" $(PYTEST_ARGS)
+	$(TEST_STORE) $(VENV)/bin/python -m pytest -q -m "not fault_injection" $(PYTEST_ARGS)
 
 # Crash safety: each job killed in a child process at several points, then re-run (about 3 minutes).
 test-faults: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m fault_injection $(PYTEST_ARGS)
+	$(TEST_STORE) $(VENV)/bin/python -m pytest -q -m fault_injection $(PYTEST_ARGS)
+
+# The demo's online store server on its own, left running (prints its URL and the export line);
+# make demo then uses it and leaves it running.
+online-store-up: $(STAMP)
+	$(VENV)/bin/fraud-mlops online-store start --data-dir $(abspath $(LAKEHOUSE))/postgres --port $(ONLINE_STORE_PORT)
+
+online-store-down: $(STAMP)
+	$(VENV)/bin/fraud-mlops online-store stop --data-dir $(abspath $(LAKEHOUSE))/postgres
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests notebooks

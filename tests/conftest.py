@@ -1,4 +1,5 @@
-"""Shared fixtures: one local SparkSession for the whole test run, a temporary lakehouse."""
+"""Shared fixtures: one local SparkSession for the whole test run, a temporary lakehouse, the
+online store's PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -28,6 +29,20 @@ def spark():
 
     session = get_spark("fraud-mlops-tests")
     yield session
+
+
+@pytest.fixture(scope="session")
+def online_store_url():
+    """The URL of a real PostgreSQL server for the online store: ``$FRAUD_MLOPS_ONLINE_STORE`` (the
+    server ``make test`` starts), else one this session starts in a temporary folder on a free port
+    and stops at its end (``pytest`` run directly)."""
+    from fraud_mlops.online.postgres import ONLINE_STORE_ENV, temporary_postgres
+
+    if os.environ.get(ONLINE_STORE_ENV):
+        yield os.environ[ONLINE_STORE_ENV]
+        return
+    with temporary_postgres() as server:
+        yield server.url
 
 
 @pytest.fixture()

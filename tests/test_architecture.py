@@ -6,6 +6,8 @@
 * ``fraud_mlops.lifecycle`` (training, gate, scoring, monitoring) imports the platform and the medallion.
 * ``fraud_mlops.jobs`` (the task entry points) may import all of those, and nothing imports it.
 * ``fraud_mlops.reporting`` (charts for the notebooks) reads through the lifecycle and the platform.
+* ``fraud_mlops.online`` (the online feature store of real-time scoring) builds on the platform and the
+  medallion (the feature definitions).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "fraud_mlops.demo": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle",
                          "fraud_mlops.reporting"},
     "fraud_mlops.reporting": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle"},
+    "fraud_mlops.online": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion"},
     "fraud_mlops.cli": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle",
-                        "fraud_mlops.reporting", "fraud_mlops.demo"},
+                        "fraud_mlops.reporting", "fraud_mlops.demo", "fraud_mlops.online"},
 }
 PROJECT_PACKAGES = ("bundlekit", "fraud_mlops")
 

@@ -18,8 +18,11 @@ local lakehouse set-up before a run, ``demo`` and ``mlflow-ui``. Examples::
     fraud-mlops landing reject 2018-08-01.csv.gz --reason "resent as 2018-08-01-v2.csv.gz"
     fraud-mlops compare-scores datarobot.csv --name datarobot --score-column tx_fraud_1_PREDICTION
     fraud-mlops report                                 # one HTML page: tables, quarantine, models, monitoring
+    fraud-mlops online-store start                     # the local PostgreSQL of the online feature store
+    fraud-mlops online-store run -- pytest tests/online  # a throw-away server around a command
 
-Exit status: 0 success, 1 a job failed, 2 a configuration or usage error.
+Exit status: 0 success, 1 a job failed, 2 a configuration or usage error (``online-store status``: 1
+when the server is not running; ``online-store run``: its command's status).
 
 ``landing`` works on the target's ``bronze_ingestion_log`` (catalog, schema and landing path are the
 ``ingestion`` job's parameters for the target, ``--var`` applied); docs/runbook-landing.md says when
@@ -49,9 +52,12 @@ from bundlekit.cli import (
 )
 from bundlekit.loader import Bundle, BundleError, load_bundle, local_user_name
 from bundlekit.runner import job_parameter_defaults
+from fraud_mlops.online.postgres import DEFAULT_PORT as ONLINE_STORE_PORT
+from fraud_mlops.online.postgres import ONLINE_STORE_ENV
 from fraud_mlops.platform.config import BRONZE_INGESTION_LOG, DEFAULT_LOCAL_ROOT, LOCAL_ROOT_ENV
 
 if TYPE_CHECKING:
+    from fraud_mlops.online.postgres import LocalPostgres
     from fraud_mlops.platform.lakehouse import Lakehouse
 
 __all__ = ["EXIT_CONFIG_ERROR", "EXIT_JOB_FAILED", "EXIT_OK", "build_parser", "main"]
@@ -124,7 +130,38 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--output", default=None, help="where to write it (default <lakehouse>/report.html)")
     _add_target_options(p_report)
     p_report.set_defaults(func=cmd_report)
+
+    p_store = sub.add_parser(
+        "online-store", help="the local PostgreSQL server of the online feature store: start, stop, status, run",
+        description="Manage the local PostgreSQL server of the online feature store (Lakebase's local stand-in), "
+                    f"by default in <lakehouse>/postgres on port {ONLINE_STORE_PORT}. start prints its URL "
+                    f"and the line `export {ONLINE_STORE_ENV}=<url>`; status exits 0 when it runs, 1 when not.")
+    store_sub = p_store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    for action, help_text in (("start", "start the server (initdb on first use); idempotent"),
+                              ("stop", "stop the server (fast shutdown); idempotent"),
+                              ("status", "say whether the server runs, and its URL")):
+        p_action = store_sub.add_parser(action, help=help_text)
+        _add_online_store_options(p_action, "<lakehouse>/postgres", str(ONLINE_STORE_PORT))
+        p_action.set_defaults(func=cmd_online_store)
+    p_store_run = store_sub.add_parser(
+        "run", help=f"run a command with {ONLINE_STORE_ENV} set, the server started before and stopped after",
+        description="Start the server (by default a throw-away one in a fresh temporary folder, on a free port), "
+                    f"run COMMAND with {ONLINE_STORE_ENV} set to its URL, stop the server again (also when the "
+                    "command fails or is interrupted; a server that was already running is left running) and "
+                    "exit with the command's status.")
+    _add_online_store_options(p_store_run, "a fresh temporary folder, removed afterwards",
+                              f"a free one; with --data-dir {ONLINE_STORE_PORT}")
+    p_store_run.add_argument("run_command", nargs=argparse.REMAINDER, metavar="COMMAND",
+                             help="the command and its arguments (after --)")
+    p_store_run.set_defaults(func=cmd_online_store_run)
     return parser
+
+
+def _add_online_store_options(p: argparse.ArgumentParser, default_dir: str, default_port: str) -> None:
+    p.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help=f"the data folder (default {default_dir})")
+    p.add_argument("--port", type=int, default=None, metavar="N",
+                   help=f"TCP port on 127.0.0.1 (default {default_port}; 0: a free one)")
+    add_bundle_root_option(p)
 
 
 def _add_target_options(p: argparse.ArgumentParser) -> None:
@@ -335,6 +372,93 @@ def cmd_report(args: argparse.Namespace) -> int:
     summary = report_summary(path.read_text(encoding="utf-8"))
     print(f"report: {path.resolve()} ({summary['charts']} charts; {', '.join(summary['sections'])})")
     return EXIT_OK
+
+
+def _online_store(args: argparse.Namespace) -> LocalPostgres:
+    from fraud_mlops.online.postgres import LocalPostgres
+
+    data_dir = args.data_dir or local_root(_optional_bundle_root(args)) / "postgres"
+    return LocalPostgres(data_dir, port=ONLINE_STORE_PORT if args.port is None else args.port)
+
+
+def cmd_online_store(args: argparse.Namespace) -> int:
+    from fraud_mlops.online.postgres import PostgresError
+
+    server = _online_store(args)
+    try:
+        if args.store_command == "start":
+            was_running = server.is_running()
+            url = server.start()
+            print(url)
+            print(f"export {ONLINE_STORE_ENV}={url}")
+            print(f"online store: {'already running' if was_running else 'started'} (data {server.data_dir}, "
+                  f"log {server.log_file})", file=sys.stderr)
+        elif args.store_command == "stop":
+            running = server.is_running()
+            server.stop()
+            print(f"online store: {'stopped' if running else 'not running'} (data {server.data_dir})")
+        else:
+            port = server.running_port()
+            if port is None:
+                print(f"online store: not running (data {server.data_dir})")
+                return EXIT_JOB_FAILED
+            server.port = port
+            print(f"online store: running at {server.url} (data {server.data_dir}, log {server.log_file})")
+    except PostgresError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    return EXIT_OK
+
+
+def cmd_online_store_run(args: argparse.Namespace) -> int:
+    import signal
+    import tempfile
+
+    from fraud_mlops.online.postgres import LocalPostgres, PostgresError
+
+    command = list(args.run_command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        print(f"{PROG}: error: online-store run needs a command (after --)", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    temporary = args.data_dir is None
+    if temporary:
+        server = LocalPostgres(tempfile.mkdtemp(prefix="fraud-mlops-pg-"), port=args.port or 0)
+    else:
+        server = _online_store(args)
+    was_running = server.is_running()
+    try:
+        url = server.start()
+        print(f"online store: {url} (data {server.data_dir}{', running before' if was_running else ''})", flush=True)
+        proc = subprocess.Popen(command, env={**os.environ, ONLINE_STORE_ENV: url})
+        # Ctrl-C reaches the command from the terminal; this process waits for it, then stops the server.
+        # A termination request is passed on to the command.
+        previous = {sig: signal.signal(sig, handler) for sig, handler in (
+            (signal.SIGINT, lambda *_: None),
+            (signal.SIGTERM, lambda sig, _: proc.send_signal(sig)),
+            (signal.SIGHUP, lambda sig, _: proc.send_signal(sig)))}
+        try:
+            code = proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return code if code >= 0 else 128 - code
+    except PostgresError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except OSError as exc:  # the command cannot be started
+        print(f"{PROG}: error: {command[0]}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    finally:
+        try:
+            if not was_running:
+                server.stop()
+        finally:
+            if temporary:
+                import shutil
+
+                shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -102,8 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     local_root = Path(os.environ.get(C.LOCAL_ROOT_ENV, root / C.DEFAULT_LOCAL_ROOT)).resolve()
     os.environ[C.LOCAL_ROOT_ENV] = str(local_root)
     if not args.keep and local_root.exists():
-        print(f"demo: starting from an empty local lakehouse (removing {local_root}; --keep to keep it)")
-        shutil.rmtree(local_root)
+        print(f"demo: starting from an empty local lakehouse (removing {local_root}, but for the online store's "
+              "postgres/; --keep to keep it)")
+        for child in local_root.iterdir():
+            if child.name == "postgres":
+                continue  # the data folder of the online store's PostgreSQL server, running during make demo
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     local_root.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(root, args.target, {"landing_path": str(landing)})
     files = sorted(p.name for p in landing.iterdir() if p.is_file() and ".csv" in p.name)
