@@ -27,13 +27,16 @@ ALLOWED: dict[str, set[str]] = {
     "fraud_mlops.platform": {"bundlekit"},
     "fraud_mlops.medallion": {"bundlekit", "fraud_mlops.platform"},
     "fraud_mlops.lifecycle": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion"},
-    "fraud_mlops.jobs": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle"},
     "fraud_mlops.demo": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle",
-                         "fraud_mlops.reporting"},
+                         "fraud_mlops.reporting", "fraud_mlops.online", "fraud_mlops.serving"},
     "fraud_mlops.reporting": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle"},
     "fraud_mlops.online": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion"},
+    "fraud_mlops.serving": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle",
+                            "fraud_mlops.online"},
+    "fraud_mlops.jobs": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle",
+                         "fraud_mlops.online"},
     "fraud_mlops.cli": {"bundlekit", "fraud_mlops.platform", "fraud_mlops.medallion", "fraud_mlops.lifecycle",
-                        "fraud_mlops.reporting", "fraud_mlops.demo", "fraud_mlops.online"},
+                        "fraud_mlops.reporting", "fraud_mlops.demo", "fraud_mlops.online", "fraud_mlops.serving"},
 }
 PROJECT_PACKAGES = ("bundlekit", "fraud_mlops")
 

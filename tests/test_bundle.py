@@ -14,7 +14,7 @@ from bundlekit.runner import check_job, job_parameter_defaults
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROD_VARS = {"prod_service_principal": "11111111-2222-3333-4444-555555555555", "alert_email": "oncall@example.com"}
-JOBS = ("ingestion", "training", "batch_scoring", "monitoring")
+JOBS = ("ingestion", "training", "batch_scoring", "monitoring", "online_features")
 RUNTIME_OF_RECORD = "18.x-cpu-ml-scala2.13"  # Databricks Runtime 18 LTS ML
 WHEEL = "./dist/*.whl"  # the whl artifact's output, relative to databricks.yml (where compute is set)
 SERVERLESS_ENVIRONMENT = {
@@ -44,6 +44,8 @@ EXPECTED_NAMED_PARAMETERS = {
         "catalog", "schema", "model_name", "window_start", "window_end", "psi_alert_threshold",
         "psi_retrain_threshold", "min_average_precision", "fail_on_alert", "label_delay_days",
         "max_alerts_over_budget"]),
+    ("online_features", "publish"): ("fraud-publish-online", [
+        "catalog", "schema", "publish_start", "publish_end", "lakebase_instance", "label_delay_days"]),
 }
 # Named parameters set at deploy time (bundle values), not from job parameters.
 DEPLOY_TIME_NAMED_PARAMETERS = {("training", "train"): {"git_commit": "${bundle.git.commit}"}}
@@ -92,7 +94,8 @@ def test_prod_runs_as_service_principal_and_needs_deploy_time_values():
     assert "prod_service_principal" in str(err.value) and "alert_email" in str(err.value)
     assert "databricks.yml" in str(err.value) and "--var" in str(err.value)
     b = _load("prod", PROD_VARS)
-    assert b.config["run_as"] == {"service_principal_name": PROD_VARS["prod_service_principal"]}
+    assert "run_as" not in b.config  # named job by job (resources/prod_identity.yml), see test_validate
+    assert all(job["run_as"] == {"service_principal_name": PROD_VARS["prod_service_principal"]} for job in b.jobs.values())
     assert b.config["workspace"]["root_path"].endswith("/.bundle/fraud-mlops/prod")
     assert b.jobs["ingestion"]["email_notifications"]["on_failure"] == ["oncall@example.com"]
     # BUNDLE_VAR_<name> works like --var

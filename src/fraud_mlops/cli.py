@@ -131,6 +131,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(p_report)
     p_report.set_defaults(func=cmd_report)
 
+    p_serve = sub.add_parser(
+        "serve", help="real-time scoring: the @champion behind a local REST endpoint (POST /score, GET /health)",
+        description="Serve the target's @champion over HTTP: POST /score takes one transaction (the landing "
+                    "columns TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT) and answers the "
+                    "fraud probability, the decision at the alert-budget threshold, the reason codes and the "
+                    f"model version; features come from the online store (${ONLINE_STORE_ENV}; make serve "
+                    "starts it). The model is reloaded when the alias moves.")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=8000)
+    p_serve.add_argument("--poll-seconds", type=float, default=30.0,
+                         help="how often the @champion alias is re-checked (default 30)")
+    _add_target_options(p_serve)
+    p_serve.set_defaults(func=cmd_serve)
+
+    p_replay = sub.add_parser(
+        "replay", help="replay landing files through a fresh endpoint and compare with batch scoring (no skew)",
+        description="Publish silver up to the day before START into <schema>_replay of the online store, serve "
+                    "the @champion on a free local port, send every transaction of [START, END] from the landing "
+                    "folder in time order over HTTP and compare each answer with the predictions table (the batch "
+                    "scoring job's score of the same transaction, to 1e-6). Exits 1 when any differs.")
+    p_replay.add_argument("--landing", default="data/transactions", help="landing folder (default data/transactions)")
+    p_replay.add_argument("--start", type=dt.date.fromisoformat, required=True, help="first day replayed")
+    p_replay.add_argument("--end", type=dt.date.fromisoformat, required=True, help="last day replayed")
+    p_replay.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _add_target_options(p_replay)
+    p_replay.set_defaults(func=cmd_replay)
+
     p_store = sub.add_parser(
         "online-store", help="the local PostgreSQL server of the online feature store: start, stop, status, run",
         description="Manage the local PostgreSQL server of the online feature store (Lakebase's local stand-in), "
@@ -463,3 +490,39 @@ def cmd_online_store_run(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from fraud_mlops.serving.app import build_scorer, create_app, scorer_summary
+    from fraud_mlops.serving.server import serve_forever
+
+    bundle = load_bundle(bundle_root(args), args.target, dict(args.var))
+    params = job_parameter_defaults(bundle.job("batch_scoring"))
+    store_params = job_parameter_defaults(bundle.job("online_features"))
+    prepare_local_env(bundle.root)
+    scorer = build_scorer(params["catalog"], params["schema"], params["model_name"],
+                          poll_seconds=args.poll_seconds, lakebase_instance=store_params.get("lakebase_instance", ""))
+    scorer.watcher.refresh()
+    print(f"serving {json.dumps(scorer_summary(scorer))} on http://{args.host}:{args.port} "
+          "(POST /score, GET /health; Ctrl-C stops)", flush=True)
+    serve_forever(create_app(scorer), args.host, args.port)
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from fraud_mlops.serving.replay import replay_against_batch
+
+    params, lakehouse = ingestion_target(args, "batch_scoring")
+    result = replay_against_batch(
+        lakehouse, params["model_name"], args.landing, args.start, args.end,
+        progress=lambda done, total: print(f"  {done}/{total} transactions replayed", flush=True))
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(f"replayed {result['n_requests']} transactions of {result['days'][0]}..{result['days'][1]}: "
+              f"{result['n_ok']} answered, {result['n_compared']} compared with batch scoring, "
+              f"max |difference| {result['max_abs_difference']}, {result['n_over_tolerance']} over 1e-6, "
+              f"{result['n_decisions_differ']} decisions differ; latency p50 {result['latency_ms_p50']:.2f} ms, "
+              f"p99 {result['latency_ms_p99']:.2f} ms (one client, one request at a time)")
+    return EXIT_OK if result["equal"] else EXIT_JOB_FAILED
+

@@ -49,6 +49,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from fraud_mlops.online.features import CustomerTransaction, TerminalTransaction
+from fraud_mlops.online.postgres import ONLINE_STORE_ENV
+from fraud_mlops.platform.config import uses_workspace
 
 __all__ = [
     "ONLINE_STORE_ENV",
@@ -58,8 +60,6 @@ __all__ = [
     "retention_days",
 ]
 
-#: Environment variable with the URL of the local PostgreSQL server (``make`` sets it).
-ONLINE_STORE_ENV = "FRAUD_MLOPS_ONLINE_STORE"
 #: Environment variable naming the Lakebase database instance (jobs on Databricks; an App gets PGHOST).
 LAKEBASE_INSTANCE_ENV = "FRAUD_MLOPS_LAKEBASE_INSTANCE"
 
@@ -128,7 +128,7 @@ class OnlineStoreLocation:
         url = os.environ.get(ONLINE_STORE_ENV, "")
         if url:
             return cls(url, catalog, schema, "")
-        if instance:
+        if instance and uses_workspace():
             return cls(_lakebase_conninfo(instance), catalog, schema, instance)
         if os.environ.get("PGHOST"):
             return cls("", catalog, schema, "")
