@@ -9,7 +9,8 @@
 #          make demo ONLINE_STORE_PORT=54339   make test TEST_ONLINE_STORE_PORT=54330   (0: a free port)
 # Also:    make lint, make validate (offline bundle validation), make wheel, make mlflow-ui,
 #          make connect-setup (Databricks Connect environment .venv-connect), make lock (upgrade uv.lock),
-#          make online-store-up / online-store-down (the demo's PostgreSQL server, in $(LAKEHOUSE)/postgres)
+#          make online-store-up / online-store-down (the demo's PostgreSQL server, in $(LAKEHOUSE)/postgres),
+#          make serve (real-time scoring: the @champion behind a REST endpoint on port 8000, after make demo)
 
 # Python 3.12 (the runtime of record's): PYTHON=..., else python3.12 on PATH, else pyenv's 3.12.x.
 PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
@@ -34,7 +35,7 @@ UV := $(VENV)/bin/uv
 DEMO_STORE := $(VENV)/bin/fraud-mlops online-store run --data-dir $(abspath $(LAKEHOUSE))/postgres --port $(ONLINE_STORE_PORT) --
 TEST_STORE := $(VENV)/bin/fraud-mlops online-store run --port $(TEST_ONLINE_STORE_PORT) --
 
-.PHONY: demo test test-faults setup lint validate mlflow-ui clean wheel lock connect-setup online-store-up online-store-down
+.PHONY: demo test test-faults setup lint validate mlflow-ui clean wheel lock connect-setup online-store-up online-store-down serve
 
 define check_python
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required and was not found: install it (e.g. pyenv install 3.12, or your package manager) or set PYTHON=/path/to/python3.12"; exit 1; }
@@ -75,6 +76,12 @@ test: $(STAMP)
 # Crash safety: each job killed in a child process at several points, then re-run (about 3 minutes).
 test-faults: $(STAMP)
 	$(TEST_STORE) $(VENV)/bin/python -m pytest -q -m fault_injection $(PYTEST_ARGS)
+
+# Real-time scoring on the demo's lakehouse (run make demo first): the online store's server and the
+# REST endpoint on http://127.0.0.1:$(SERVE_PORT) (POST /score, GET /health); Ctrl-C stops both.
+SERVE_PORT ?= 8000
+serve: $(STAMP)
+	FRAUD_MLOPS_LOCAL_ROOT=$(abspath $(LAKEHOUSE)) $(DEMO_STORE) $(VENV)/bin/fraud-mlops serve --port $(SERVE_PORT)
 
 # The demo's online store server on its own, left running (prints its URL and the export line);
 # make demo then uses it and leaves it running.

@@ -68,7 +68,7 @@ def location(online_store_url, request):
     with loc.connect(autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {loc.schema} CASCADE")
     store = OnlineStore(loc.schema)
-    with loc.connect() as conn:
+    with loc.connect(autocommit=True) as conn:
         store.create_tables(conn)
         seconds = epoch_seconds(dt.datetime(2018, 5, 9, 10, 0, 0))
         # customer 7's history and terminal 3's labelled transactions of the day before

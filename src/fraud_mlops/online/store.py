@@ -249,6 +249,11 @@ class OnlineStore:
             conn.execute(self._sql(statement))
         conn.commit()
 
+    def drop(self, conn: psycopg.Connection) -> None:
+        """Drop the schema and everything in it (a replay or a demo starting from nothing)."""
+        conn.execute(self._sql("DROP SCHEMA IF EXISTS {s} CASCADE"))
+        conn.commit()
+
     # ---------------------------------------------------------------------------------- publish
     def published_days(self, conn: psycopg.Connection) -> dict[dt.date, int]:
         """``{tx_date: n_transactions}`` of the silver days published so far."""
@@ -260,7 +265,7 @@ class OnlineStore:
         """Replace one silver day in the store, in one transaction (a crash leaves the day as it was).
 
         Args:
-            conn: an open connection (committed here).
+            conn: an open connection in autocommit mode (the day is its own transaction, committed here).
             day: the ``tx_date``.
             rows: that day's silver transactions ``(transaction_id, customer_id, tx_seconds,
                 terminal_id, tx_amount, tx_fraud)``; every ``tx_seconds`` must fall on ``day``.
@@ -270,8 +275,10 @@ class OnlineStore:
             had recorded for the same transactions are replaced by silver's.
 
         Raises:
-            ValueError: a row's ``tx_seconds`` is not on ``day``.
+            ValueError: a row's ``tx_seconds`` is not on ``day``, or ``conn`` is not in autocommit mode
+                (inside an open transaction the day would only be a savepoint, committed by nobody).
         """
+        _require_autocommit(conn)
         start = int(dt.datetime.combine(day, dt.time()).replace(tzinfo=dt.UTC).timestamp())
         end = start + 86_400
         bad = [r[0] for r in rows if not start <= r[2] < end]
@@ -304,11 +311,15 @@ class OnlineStore:
                 "endpoint_rows_replaced": int(replaced)}
 
     def prune(self, conn: psycopg.Connection, keep_from: dt.date) -> dict[str, int]:
-        """Delete transactions and checkpoints of days before ``keep_from`` (one transaction).
+        """Delete transactions and checkpoints of days before ``keep_from`` (one transaction, committed).
 
         Returns:
             ``{"customer_rows": n, "terminal_rows": n, "days": n}`` deleted.
+
+        Raises:
+            ValueError: ``conn`` is not in autocommit mode.
         """
+        _require_autocommit(conn)
         before = int(dt.datetime.combine(keep_from, dt.time()).replace(tzinfo=dt.UTC).timestamp())
         with conn.transaction():
             customers = conn.execute(self._sql("DELETE FROM {s}.customer_transactions WHERE tx_seconds < %s"),
@@ -371,10 +382,15 @@ class OnlineStore:
         return out
 
 
+def _require_autocommit(conn: psycopg.Connection) -> None:
+    if not conn.autocommit:
+        raise ValueError("publishing needs a connection in autocommit mode: each day is committed as its own transaction")
+
+
 @contextmanager
 def connection(location: OnlineStoreLocation) -> Iterator[psycopg.Connection]:
     """An open connection to ``location`` (closed afterwards)."""
-    conn = location.connect()
+    conn = location.connect(autocommit=True)
     try:
         yield conn
     finally:

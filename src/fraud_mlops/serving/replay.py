@@ -147,7 +147,7 @@ def replay_against_batch(lakehouse, model_name: str, landing: Path | str, start:
     from pyspark.sql import functions as F
 
     from fraud_mlops.online.publish import publish_online_store
-    from fraud_mlops.online.store import OnlineStoreLocation
+    from fraud_mlops.online.store import OnlineStore, OnlineStoreLocation, connection
     from fraud_mlops.platform import config as C
     from fraud_mlops.serving.app import build_scorer, create_app
     from fraud_mlops.serving.server import BackgroundServer
@@ -158,8 +158,8 @@ def replay_against_batch(lakehouse, model_name: str, landing: Path | str, start:
     schema = f"{config.schema}_replay"
     location = OnlineStoreLocation.for_target(config.catalog, schema)
     location.ensure_database()
-    with location.connect(autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # a replay starts from silver alone
+    with connection(location) as conn:
+        OnlineStore(schema).drop(conn)  # a replay starts from silver alone
     published = publish_online_store(lakehouse, location, publish_end=start - dt.timedelta(days=1))
     transactions = landing_requests(landing, start, end)
     scorer = build_scorer(config.catalog, schema, model_name)
