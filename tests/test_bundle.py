@@ -309,3 +309,93 @@ def test_typed_resource_classes_accept_our_resources():
         assert registered_models.RegisteredModel.from_dict(model).as_dict() == model
         experiment = b.resources["experiments"]["fraud_detector_experiment"]
         assert experiments.MlflowExperiment.from_dict(experiment).as_dict() == experiment
+
+# --------------------------------------------------------------------------------------------------
+# Unity Catalog schema and volume, dashboard, SQL alert, quality monitor
+
+
+def test_the_schema_and_volume_are_bundle_owned_in_staging_and_prod_only():
+    """In development mode the CLI prefixes a bundle-owned schema's name (dev_<user>_fraud) while the jobs
+    read ${var.schema}: dev has no schema resource (its schema is made by hand); staging and prod own theirs,
+    unprefixed, and it is the very schema the jobs, the volume and the quality monitor use."""
+    dev = _load("dev")
+    assert dev.mode == "development"
+    assert not {"schemas", "volumes", "quality_monitors"} & set(dev.resources)
+    for target in ("staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        catalog, schema = b.variables["catalog"], b.variables["schema"]
+        assert b.mode != "development"
+        fraud = b.resources["schemas"]["fraud"]
+        assert (fraud["catalog_name"], fraud["name"]) == (catalog, schema)
+        assert fraud["lifecycle"] == {"prevent_destroy": True}
+        landing = b.resources["volumes"]["landing"]
+        assert (landing["catalog_name"], landing["schema_name"], landing["volume_type"]) == (catalog, schema, "MANAGED")
+        assert b.variables["landing_path"].startswith(f"/Volumes/{catalog}/{schema}/{landing['name']}/")
+        for job in b.jobs.values():
+            params = job_parameter_defaults(job)
+            assert (params["catalog"], params["schema"]) == (catalog, schema)
+        grants = {g["principal"]: g["privileges"] for g in fraud["grants"]}
+        assert grants["fraud-mlops-operators"] == ["USE_SCHEMA", "SELECT"]
+        assert all(g["principal"] for g in fraud["grants"] + landing["grants"])  # no empty principal
+        if target == "prod":
+            assert grants[PROD_VARS["prod_service_principal"]] == ["ALL_PRIVILEGES", "MANAGE"]
+        else:
+            assert set(grants) == {"fraud-mlops-operators"}  # the deploying principal owns it and runs the jobs
+
+
+def test_the_quality_monitor_watches_the_inference_log():
+    from fraud_mlops.lifecycle.inference_log import INFERENCE_LOG_COLUMNS
+    from fraud_mlops.platform.config import INFERENCE_LOG
+
+    for target in ("staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        catalog, schema = b.variables["catalog"], b.variables["schema"]
+        monitor = b.resources["quality_monitors"]["fraud_inference_log"]
+        assert monitor["table_name"] == f"{catalog}.{schema}.{INFERENCE_LOG}"
+        assert monitor["output_schema_name"] == f"{catalog}.{schema}"
+        log = monitor["inference_log"]
+        assert log["problem_type"] == "PROBLEM_TYPE_CLASSIFICATION" and log["granularities"] == ["1 day"]
+        assert INFERENCE_LOG_COLUMNS[log["timestamp_col"]] == "timestamp"
+        assert INFERENCE_LOG_COLUMNS[log["model_id_col"]] == "string"
+        # prediction and label of one type, as the monitor requires
+        assert INFERENCE_LOG_COLUMNS[log["prediction_col"]] == INFERENCE_LOG_COLUMNS[log["label_col"]] == "int"
+        assert monitor["notifications"]["on_failure"]["email_addresses"] == [b.variables["alert_email"]]
+
+
+def test_the_dashboard_and_the_alert_in_every_target():
+    for target in ("dev", "staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        catalog, schema = b.variables["catalog"], b.variables["schema"]
+        dashboard = b.resources["dashboards"]["fraud_monitoring"]
+        assert (dashboard["dataset_catalog"], dashboard["dataset_schema"]) == (catalog, schema)
+        assert dashboard["embed_credentials"] is False
+        alert = b.resources["alerts"]["monitoring_breach"]
+        assert f"FROM {catalog}.{schema}.monitoring_metrics" in alert["query_text"]
+        assert alert["evaluation"]["notification"]["subscriptions"] == [{"user_email": b.variables["alert_email"]}]
+        assert alert["schedule"]["pause_status"] == ("UNPAUSED" if target == "prod" else "PAUSED")
+        # the warehouse is a lookup by name: the CLI resolves it at deploy time; no job uses it
+        assert b.lookup_variables == ("warehouse_id",)
+        assert dashboard["warehouse_id"] == alert["warehouse_id"] == "${var.warehouse_id}"
+        assert all(check_job(job) == [] for job in b.jobs.values())
+    # operators can read the dashboard in staging and prod (the bundle's CAN_RUN does not reach dashboards)
+    staging = _load("staging").resources["dashboards"]["fraud_monitoring"]
+    assert staging["permissions"] == [{"level": "CAN_READ", "group_name": "fraud-mlops-operators"}]
+
+
+def test_typed_classes_accept_the_new_resources():
+    from databricks.bundles.alerts import Alert
+    from databricks.bundles.dashboards import Dashboard
+    from databricks.bundles.quality_monitors import QualityMonitor
+    from databricks.bundles.schemas import Schema
+    from databricks.bundles.volumes import Volume
+
+    classes = {"dashboards": Dashboard, "alerts": Alert, "quality_monitors": QualityMonitor, "schemas": Schema,
+               "volumes": Volume}
+    seen = set()
+    for target in ("dev", "staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        for rtype, cls in classes.items():
+            for key, definition in (b.resources.get(rtype) or {}).items():
+                assert cls.from_dict(definition).as_dict() == definition, f"{target}: {rtype}.{key}"
+                seen.add(rtype)
+    assert seen == set(classes)

@@ -536,6 +536,47 @@ def alert_file_problems(ctx: Context) -> list[Problem]:
     return problems
 
 
+def dashboard_file_problems(ctx: Context) -> list[Problem]:
+    """A dashboard's ``file_path`` names a readable file in the sync root, resolved against the file that
+    sets it (the CLI reads it into ``serialized_dashboard`` while loading:
+    ``resourcemutator/configure_dashboards_serialized_dashboard.go``), holding a JSON object whose
+    ``datasets`` and ``pages`` are lists (what the Lakeview API accepts at deploy time)."""
+    problems = []
+    root = sync_root(ctx)
+    for _, dotted, dashboard in _resources(ctx, "dashboards"):
+        file_path = dashboard.get("file_path")
+        if not isinstance(file_path, str) or not file_path or _unresolved(file_path):
+            continue
+        key = f"{dotted}.file_path"
+        path = (Path(file_path) if Path(file_path).is_absolute()
+                else ctx.bundle.source_of(key).parent / file_path).resolve()
+        try:
+            path.relative_to(root)
+        except ValueError:
+            problems.append(_problem(ctx, "paths", key, f"path {path} is not contained in sync root path {root}"))
+            continue
+        try:
+            content = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(_problem(ctx, "resources", key, f"failed to read serialized dashboard from file_path "
+                                                            f"{file_path}: {exc}"))
+            continue
+        try:
+            parsed = json.loads(content)
+        except ValueError as exc:
+            problems.append(_problem(ctx, "resources", key, f"{file_path} is not a valid dashboard: not JSON ({exc})"))
+            continue
+        if not isinstance(parsed, dict):
+            problems.append(_problem(ctx, "resources", key, f"{file_path} is not a valid dashboard: its top level "
+                                                            f"must be a JSON object"))
+            continue
+        for name in ("datasets", "pages"):
+            if name in parsed and not isinstance(parsed[name], list):
+                problems.append(_problem(ctx, "resources", key, f"{file_path} is not a valid dashboard: {name} "
+                                                                f"must be a list"))
+    return problems
+
+
 #: ``workspace`` fields that configure authentication (``validate/interpolation_in_auth_config.go``).
 AUTH_FIELDS = ("host", "profile", "auth_type", "metadata_service_url", "client_id", "google_service_account",
                "azure_resource_id", "azure_use_msi", "azure_client_id", "azure_tenant_id", "azure_environment",
@@ -1098,6 +1139,8 @@ RULES: tuple[Rule, ...] = (
     Rule("artifacts", artifact_problems, "artifacts/prepare.go, artifacts/expand_globs.go"),
     Rule("includes", include_problems, "loader/process_include.go"),
     Rule("alert-files", alert_file_problems, "mutator/load_dbalert_files.go"),
+    Rule("dashboard-files", dashboard_file_problems,
+         "resourcemutator/configure_dashboards_serialized_dashboard.go; deploy-time (Lakeview API)"),
     Rule("auth-config", auth_config_problems, "validate/interpolation_in_auth_config.go"),
     Rule("required", required_problems, "validate/required.go"),
     Rule("secrets-resources", secret_resource_problems, "mutator/validate_secret_value_is_variable.go"),

@@ -38,14 +38,17 @@ part of the CLI's configuration processing that a local run needs, without a wor
   ``${bundle.target}``, ``${bundle.name}``, ``${bundle.git.commit}`` (and the other ``bundle.git``
   fields), ``${workspace.current_user.userName}`` (the local user name),
   ``${workspace.current_user.short_name}``, ``${workspace.root_path}`` ... and
-  ``${resources.<type>.<key>.<field>}`` for fields present in the configuration. References that
+  ``${resources.<type>.<key>.<field>}`` for fields present in the configuration; the ``name`` of a
+  schema, registered model or serving endpoint resolves to the name the CLI deploys, with the
+  development-mode prefix (``dev_<user>_``) or ``presets.name_prefix``, normalised as the CLI does. References that
   only exist after a deployment (``${resources.jobs.<key>.id}``, ``url`` ...) and those the CLI does
   not resolve while loading (``${artifacts...}``) are kept verbatim; the runner understands
   ``${resources.jobs.<key>.id}`` in ``run_job_task``.
 * Job-run dynamic value references (``{{job.parameters.x}}`` ...) are left alone: the runner
   substitutes them when it runs a task.
 
-What is NOT reproduced: deployment-mode presets (the ``[dev <user>]`` name prefix, pausing),
+What is NOT reproduced: deployment-mode presets on the resources themselves (the ``[dev <user>]``
+name prefix of their names, except in the references above; pausing),
 resolving ``lookup`` variables, path translation of libraries/notebooks, and Python-defined
 resources.
 
@@ -209,6 +212,17 @@ def lookup_references(bundle: Bundle, value: Any) -> list[str]:
 
     walk(value)
     return sorted(found)
+
+
+def normalise_name_prefix(prefix: str) -> str:
+    """The CLI's ``normalizePrefix`` (``apply_presets.go``) for Unity Catalog names: ``"[dev alice] "``
+    becomes ``"dev_alice_"``; brackets and surrounding spaces go, other characters than letters and
+    digits become ``_`` (runs of them one, none at either end), and a prefix that ended with ``]`` gets a
+    trailing ``_``."""
+    text = prefix.replace("[", "").strip(" ")
+    suffix = "_" if text.endswith("]") else ""
+    normal = re.sub(r"_+", "_", re.sub(r"[^\w]|_", "_", text.lower())).strip("_")
+    return normal + suffix
 
 
 def find_bundle_root(start: Path | str | None = None) -> Path:
@@ -1103,7 +1117,33 @@ class _Resolver:
         found, raw = self._get(parts)
         if not found:  # known only once deployed (id, url ...) or read from the deployed resource
             return _KEEP
-        return self._resolve_at(tuple(parts), raw, ref, at)
+        value = self._resolve_at(tuple(parts), raw, ref, at)
+        if len(parts) == 4 and parts[3] == "name" and isinstance(value, str) and value:
+            return self._deployed_name_prefix(str(rtype)) + value
+        return value
+
+    #: Resource types whose ``name`` the CLI prefixes with the normalised ``presets.name_prefix``
+    #: (``apply_presets.go``: Unity Catalog schemas, registered models, serving endpoints).
+    _NORMALISED_PREFIX_TYPES = frozenset({"schemas", "registered_models", "model_serving_endpoints"})
+
+    def _deployed_name_prefix(self, rtype: str) -> str:
+        """What the CLI puts before the ``name`` of a ``rtype`` resource when it deploys it, so that
+        ``${resources.<rtype>.<key>.name}`` is the deployed name: in development mode ``dev_<short
+        name>_`` (the ``[dev <short name>] `` preset, normalised), or the normalised
+        ``presets.name_prefix``; nothing for other types, outside development mode without a
+        ``name_prefix``, or for schemas with ``experimental.skip_name_prefix_for_schema``."""
+        if rtype not in self._NORMALISED_PREFIX_TYPES:
+            return ""
+        experimental = self.raw.get("experimental") or {}
+        if rtype == "schemas" and isinstance(experimental, dict) and experimental.get("skip_name_prefix_for_schema") in (True, "true"):
+            return ""
+        presets = self.raw.get("presets") or {}
+        prefix = presets.get("name_prefix") if isinstance(presets, dict) else None
+        if isinstance(prefix, str) and "${" in prefix:
+            prefix = self._resolve_value(prefix, ("presets", "name_prefix"))
+        if not prefix and (self.raw.get("bundle") or {}).get("mode") == "development":
+            prefix = f"[dev {self.builtins['workspace.current_user.short_name']}] "
+        return normalise_name_prefix(prefix) if isinstance(prefix, str) and prefix else ""
 
     def _get(self, parts: list[str | int]) -> tuple[bool, Any]:
         node: Any = self.raw

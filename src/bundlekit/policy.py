@@ -124,8 +124,10 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def production_problems(ctx: Context, policy: Policy) -> list[Problem]:
     """``production-target``: the bundle declares a production target (:attr:`Policy.production_targets`);
-    when validating it, it is in ``mode: production``, runs as a service principal (never a person) and
-    grants its jobs to groups (or service principals), never to a person."""
+    when validating it, it is in ``mode: production``, its jobs run as a service principal (never a
+    person), named by a top-level ``run_as`` or, without one, by each job's ``run_as`` (the form a
+    bundle with quality monitors or serving endpoints needs), and it grants its jobs to groups (or
+    service principals), never to a person."""
     bundle = ctx.bundle
     targets = policy.production_targets
     main = relative_name(bundle.files[0], bundle.root) if bundle.files else BUNDLE_FILE_NAMES[0]
@@ -143,20 +145,33 @@ def production_problems(ctx: Context, policy: Policy) -> list[Problem]:
                                 f"must be 'production' (is {bundle.mode!r}): production mode makes the CLI "
                                 f"refuse development-only settings and check the deployment path"))
     run_as = bundle.config.get("run_as")
-    if not isinstance(run_as, dict) or not run_as:
-        problems.append(Problem("production", file, f"{t}.run_as",
-                                "missing: production jobs must run as a service principal "
-                                "(run_as: {service_principal_name: <application-id>})"))
+    jobs = list(_jobs(ctx))
+    if isinstance(run_as, dict) and run_as:
+        problems.extend(_run_as_problems(run_as, file, f"{t}.run_as", "production jobs"))
+    elif jobs and all(isinstance(job.get("run_as"), dict) and job["run_as"] for _, _, job in jobs):
+        for job_key, dotted, job in jobs:
+            problems.extend(_run_as_problems(job["run_as"], source_of(bundle, f"{dotted}.run_as"),
+                                             f"{dotted}.run_as", f"job {job_key!r}"))
     else:
-        if run_as.get("user_name"):
-            problems.append(Problem("production", file, f"{t}.run_as.user_name",
-                                    f"production jobs run as a person ({run_as['user_name']!r}); use "
-                                    f"service_principal_name"))
-        elif not str(run_as.get("service_principal_name") or "").strip():
-            problems.append(Problem("production", file, f"{t}.run_as.service_principal_name",
-                                    "is empty: give the application ID of the service principal the jobs run as"))
+        unnamed = [job_key for job_key, _, job in jobs if not job.get("run_as")]
+        which = f" (no run_as on job(s) {', '.join(repr(k) for k in unnamed)})" if unnamed and len(unnamed) < len(jobs) else ""
+        problems.append(Problem("production", file, f"{t}.run_as",
+                                "missing: production jobs must run as a service principal (run_as: "
+                                "{service_principal_name: <application-id>}, at the top of the target or on "
+                                f"every job){which}"))
     problems.extend(_permission_problems(ctx, file, t))
     return problems
+
+
+def _run_as_problems(run_as: dict[str, Any], file: str, key: str, what: str) -> list[Problem]:
+    """A ``run_as`` that names a person, or an empty service principal."""
+    if run_as.get("user_name"):
+        return [Problem("production", file, f"{key}.user_name",
+                        f"{what} run as a person ({run_as['user_name']!r}); use service_principal_name")]
+    if not str(run_as.get("service_principal_name") or "").strip():
+        return [Problem("production", file, f"{key}.service_principal_name",
+                        "is empty: give the application ID of the service principal the jobs run as")]
+    return []
 
 
 def _permission_problems(ctx: Context, file: str, t: str) -> list[Problem]:

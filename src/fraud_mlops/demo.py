@@ -23,6 +23,7 @@ It ends with a summary (printed and written as JSON).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-days", default=HANDBOOK_SPLIT["test_days"])
     p.add_argument("--score-start", default="2018-08-15", help="first day scored and monitored")
     p.add_argument("--score-end", default="2018-08-31", help="last day scored and monitored")
+    p.add_argument("--replay-days", type=int, default=1,
+                   help="last scored days replayed through the REST endpoint and compared with batch scoring "
+                        "(default 1; 0 skips real-time scoring)")
     p.add_argument("--skip-second-candidate", action="store_true",
                    help="do not run the second training (baseline as candidate) that exercises the gate")
     return p
@@ -113,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 child.unlink()
     local_root.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(root, args.target, {"landing_path": str(landing)})
+    if not args.keep and args.replay_days > 0:
+        reset_online_store(str(bundle.variables["catalog"]), str(bundle.variables["schema"]))
     files = sorted(p.name for p in landing.iterdir() if p.is_file() and ".csv" in p.name)
     print(f"demo: target {bundle.target}, landing {landing} ({len(files)} files"
           + (f", {files[0]} .. {files[-1]}" if files else "") + f"), lakehouse {local_root}", flush=True)
@@ -127,26 +133,31 @@ def main(argv: list[str] | None = None) -> int:
         _require(run, name)
         return run
 
-    ingestion = job("ingestion", {}, "1/5 ingestion: landing -> bronze -> silver -> gold")
+    ingestion = job("ingestion", {}, "1/6 ingestion: landing -> bronze -> silver -> gold")
     split = {"train_start": args.train_start, "train_end": args.train_end, "train_days": args.train_days,
              "delay_days": args.delay_days, "test_days": args.test_days}
     selection = {"backtest_start": args.backtest_start, "backtest_weeks": "4"}
     if args.quick:
         selection = dict(QUICK_TRAINING)
     training = job("training", {**split, **selection},
-                   "2/5 training: prequential selection, XGBoost candidate + LR baseline, gate, promotion")
+                   "2/6 training: prequential selection, XGBoost candidate + LR baseline, gate, promotion")
     second = None
     if not args.skip_second_candidate:
         lr_only = {"search_space": '{"logistic_regression": {"C": [1.0]}}', "ablation": "false",
                    "backtest_weeks": "0", "n_folds": "1" if args.quick else "4"}
         second = job("training", {**split, "candidate_model": "logistic_regression", **lr_only},
-                     "3/5 training: the LR baseline as a second candidate against the champion")
+                     "3/6 training: the LR baseline as a second candidate against the champion")
     scoring = job("batch_scoring", {"score_start": args.score_start, "score_end": args.score_end},
-                  "4/5 batch scoring with @champion (and @challenger in shadow)")
+                  "4/6 batch scoring with @champion (and @challenger in shadow)")
     monitoring = job("monitoring", {"window_start": args.score_start, "window_end": args.score_end},
-                     "5/5 monitoring: drift and quality")
+                     "5/6 monitoring: drift and quality")
+    realtime = None
+    if args.replay_days > 0:
+        realtime = real_time_scoring(bundle, job, landing, dt.date.fromisoformat(args.score_end), args.replay_days,
+                                     timings)
 
     summary = build_summary(bundle, local_root, landing, len(files), ingestion, training, second, scoring, monitoring)
+    summary["real_time"] = realtime
     summary["step_seconds"] = timings
     summary["wall_time_s"] = round(time.perf_counter() - started, 1)
     out = Path(args.summary_json) if args.summary_json else local_root / "demo-summary.json"
@@ -222,6 +233,48 @@ def _top_flagged(catalog: str, schema: str, start: str | None, end: str | None, 
     rows = (lakehouse.read(C.PREDICTIONS).where(F.col("tx_date").between(start, end) & (F.col("decision") == 1))
             .orderBy(F.col("score").desc(), "transaction_id").select(*columns).limit(n).collect())
     return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.asDict().items()} for r in rows]
+
+
+def reset_online_store(catalog: str, schema: str) -> None:
+    """Empty the target's online store (the demo starts from nothing; the server keeps its data)."""
+    from fraud_mlops.online.store import (
+        OnlineStore,
+        OnlineStoreLocation,
+        OnlineStoreUnavailableError,
+        connection,
+    )
+
+    try:
+        location = OnlineStoreLocation.for_target(catalog, schema)
+        location.ensure_database()
+    except OnlineStoreUnavailableError as exc:
+        raise SystemExit(f"demo: {exc}\n(make demo starts the online store; or pass --replay-days 0)") from exc
+    with connection(location) as conn:
+        OnlineStore(location.schema).drop(conn)
+
+
+def real_time_scoring(bundle, job, landing: Path, last_day: dt.date, days: int,
+                      timings: dict[str, float]) -> dict[str, Any]:
+    """Publish the online store (the online_features job), then replay the last ``days`` scored days
+    through the REST endpoint and compare every answer with the batch score; returns the figures and
+    one example answer."""
+    from fraud_mlops.platform.config import LakehouseConfig
+    from fraud_mlops.platform.lakehouse import Lakehouse
+    from fraud_mlops.platform.session import get_spark
+    from fraud_mlops.serving.replay import replay_against_batch
+
+    publish = _task_result(job("online_features", {}, "6/6 real-time scoring: publish the online store, replay "
+                                                       "through the REST endpoint"), "publish")
+    start = last_day - dt.timedelta(days=days - 1)
+    lakehouse = Lakehouse(get_spark(), LakehouseConfig.from_env(str(bundle.variables["catalog"]),
+                                                                str(bundle.variables["schema"])))
+    t0 = time.perf_counter()
+    parity = replay_against_batch(lakehouse, str(bundle.variables["model_name"]), landing, start, last_day,
+                                  progress=lambda done, total: print(f"  replayed {done:,}/{total:,}", flush=True))
+    timings["replay"] = round(time.perf_counter() - t0, 1)
+    if not parity["equal"]:
+        raise SystemExit(f"demo: the REST endpoint's scores differ from batch scoring: {parity}")
+    return {"publish": {k: publish.get(k) for k in ("window", "rows", "counts")}, **parity}
 
 
 def build_summary(bundle, local_root: Path, landing: Path, n_files: int, ingestion: JobRunResult,
@@ -364,6 +417,15 @@ def print_summary(s: dict[str, Any], path: Path) -> None:
               f" CP@100 {_fmt(sh.get('challenger_card_precision_top_100'))}")
     print(f"  alert: {mo['alert']}, retrain: {mo['retrain']}" + (f" ({'; '.join(mo['reasons'])})" if mo['reasons'] else "")
           + (", retraining job triggered" if mo["retraining_triggered"] else ""))
+    rt = s.get("real_time")
+    if rt:
+        print(f"real-time scoring: online store published {rt['publish']['window'][0]}..{rt['publish']['window'][1]}"
+              f" ({rt['publish']['counts']['customer_transactions']:,} customer transactions); replayed "
+              f"{rt['n_requests']:,} transactions of {rt['days'][0]}..{rt['days'][1]} through POST /score in time order:")
+        print(f"  {rt['n_compared']:,} answers compared with batch scoring: max |difference| "
+              f"{rt['max_abs_difference']:.1e}, {rt['n_decisions_differ']} decisions differ; latency p50 "
+              f"{rt['latency_ms_p50']:.1f} ms, p99 {rt['latency_ms_p99']:.1f} ms (one request at a time)")
+        print("  serve it: make serve, then curl (README, Real-time scoring)")
     print(f"wall time: {s['wall_time_s']} s  {s['step_seconds']}")
     print(f"summary JSON: {path}")
     print(f"MLflow UI on these runs: {s['mlflow_ui']}  (or: make mlflow-ui)")

@@ -514,3 +514,50 @@ def test_items_that_share_a_key_merge_when_asked(tmp_path):
     assert len(load_bundle(root, None, {}, env={}).job("j")["tasks"]) == 2  # the runner reports the duplicate
     merged = load_bundle(root, None, {}, env={}, merge_keyed_lists=True).job("j")["tasks"]
     assert merged == [{"task_key": "a", "max_retries": 1, "timeout_seconds": 5}]  # as the CLI deploys it
+
+
+def test_a_schema_name_reference_is_the_name_the_cli_deploys(tmp_path):
+    """In development mode the CLI deploys a schema (a registered model, a serving endpoint) as
+    dev_<user>_<name>, and ${resources.schemas.<key>.name} is that deployed name; elsewhere it is the
+    name as written, unless presets.name_prefix says otherwise."""
+    root = _write(tmp_path, {"databricks.yml": """\
+        bundle: {name: s}
+        resources:
+          schemas:
+            fraud: {catalog_name: c, name: fraud}
+          registered_models:
+            model: {catalog_name: c, schema_name: "${resources.schemas.fraud.name}", name: detector}
+          jobs:
+            j:
+              name: j
+              parameters:
+                - {name: schema, default: "${resources.schemas.fraud.name}"}
+                - {name: model, default: "${resources.registered_models.model.name}"}
+                - {name: catalog, default: "${resources.schemas.fraud.catalog_name}"}
+        targets:
+          dev: {default: true, mode: development}
+          staging: {}
+          ci: {presets: {name_prefix: "[ci] "}}
+        """})
+
+    def params(target, **kw):
+        b = load_bundle(root, target, {}, env={}, user_name="first.last@corp.com", **kw)
+        return {p["name"]: p["default"] for p in b.job("j")["parameters"]}, b
+
+    dev, b = params("dev")
+    assert dev == {"schema": "dev_first_last_fraud", "model": "dev_first_last_detector", "catalog": "c"}
+    assert b.resources["registered_models"]["model"]["schema_name"] == "dev_first_last_fraud"
+    assert params("staging")[0] == {"schema": "fraud", "model": "detector", "catalog": "c"}
+    assert params("ci")[0]["schema"] == "ci_fraud"
+    (root / "databricks.yml").write_text((root / "databricks.yml").read_text()
+                                         + "experimental: {skip_name_prefix_for_schema: true}\n")
+    assert params("dev")[0] == {"schema": "fraud", "model": "dev_first_last_detector", "catalog": "c"}
+
+
+def test_name_prefixes_are_normalised_as_the_cli_normalises_them():
+    from bundlekit.loader import normalise_name_prefix
+
+    assert normalise_name_prefix("[dev lennart] ") == "dev_lennart_"
+    assert normalise_name_prefix("[dev-lennart@company.com]") == "dev_lennart_company_com_"
+    assert normalise_name_prefix("[ci]") == "ci_"
+    assert normalise_name_prefix("team__x ") == "team_x"

@@ -28,7 +28,7 @@ class BundleCopy:
         for name in ("databricks.yml", "pyproject.toml", POLICY_FILE_NAME):
             shutil.copy2(REPO_ROOT / name, root / name)
         ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-        for folder in ("resources", "src", "notebooks"):
+        for folder in ("resources", "src", "notebooks", "dashboards"):
             shutil.copytree(REPO_ROOT / folder, root / folder, ignore=ignore)
 
     def edit(self, name: str, old: str, new: str, count: int = 1) -> None:
@@ -80,7 +80,12 @@ def test_prod_grants_jobs_to_the_operators_group_and_the_run_as_principal():
         {"level": "CAN_RUN", "group_name": "fraud-mlops-operators"},
         {"level": "CAN_MANAGE", "service_principal_name": PROD_VARS["prod_service_principal"]},
     ]
-    assert report.bundle.config["run_as"] == {"service_principal_name": PROD_VARS["prod_service_principal"]}
+    # run_as job by job (resources/prod_identity.yml): the CLI refuses the quality monitor under a
+    # top-level run_as of another identity than the deploying one
+    assert "run_as" not in report.bundle.config
+    sp = {"service_principal_name": PROD_VARS["prod_service_principal"]}
+    assert {key: job["run_as"] for key, job in report.bundle.jobs.items()} == dict.fromkeys(report.bundle.jobs, sp)
+    assert report.bundle.resources["alerts"]["monitoring_breach"]["run_as"] == sp
 
 
 def test_the_copy_used_below_is_valid_too(bundle):
@@ -368,23 +373,53 @@ def test_prod_must_be_in_production_mode(bundle):
 
 
 def test_prod_must_run_as_a_service_principal(bundle):
-    bundle.edit("databricks.yml", "    run_as:\n      service_principal_name: ${var.prod_service_principal}\n", "")
+    bundle.edit("resources/prod_identity.yml", "        monitoring:\n          run_as: *prod_run_as\n", "")
     problem = only(bundle.problems("prod"), "production")
     assert (problem.file, problem.key) == ("databricks.yml", "targets.prod.run_as")
-    assert "service principal" in problem.message
+    assert "service principal" in problem.message and "no run_as on job(s) 'monitoring'" in problem.message
 
 
-def test_prod_must_not_run_as_a_person(bundle):
-    bundle.edit("databricks.yml", "service_principal_name: ${var.prod_service_principal}",
-                "user_name: alice@example.com")
+def test_prod_may_run_as_a_service_principal_with_a_top_level_run_as(bundle):
+    """The other form the policy accepts: a top-level run_as (here without the quality monitor, which the
+    CLI refuses under a run_as of another identity)."""
+    (bundle.root / "resources" / "prod_identity.yml").unlink()
+    (bundle.root / "resources" / "quality_monitor.yml").unlink()
+    bundle.edit("databricks.yml", "    # The operators group runs and watches the jobs",
+                "    run_as:\n      service_principal_name: ${var.prod_service_principal}\n"
+                "    # The operators group runs and watches the jobs")
+    assert bundle.problems("prod") == []
+    bundle.edit("databricks.yml", "    run_as:\n      service_principal_name: ${var.prod_service_principal}\n",
+                "    run_as:\n      user_name: alice@example.com\n")
     problem = only(bundle.problems("prod"), "production")
     assert (problem.file, problem.key) == ("databricks.yml", "targets.prod.run_as.user_name")
     assert "run as a person ('alice@example.com')" in problem.message
 
 
+def test_prod_must_not_run_as_a_person(bundle):
+    bundle.edit("resources/prod_identity.yml", "          run_as: *prod_run_as\n        batch_scoring:",
+                "          run_as: {user_name: alice@example.com}\n        batch_scoring:")
+    problem = only(bundle.problems("prod"), "production")
+    assert (problem.file, problem.key) == ("resources/prod_identity.yml", "resources.jobs.training.run_as.user_name")
+    assert "job 'training' run as a person ('alice@example.com')" in problem.message
+
+
 def test_prod_service_principal_must_not_be_empty(bundle):
-    problem = only(bundle.problems("prod", {**PROD_VARS, "prod_service_principal": "  "}), "production")
-    assert problem.key == "targets.prod.run_as.service_principal_name" and "is empty" in problem.message
+    problems = bundle.problems("prod", {**PROD_VARS, "prod_service_principal": "  "})
+    jobs = validate_bundle(bundle.root, "prod", PROD_VARS, env={}).bundle.jobs
+    assert {p.key for p in problems if p.check == "production"} == {
+        f"resources.jobs.{job}.run_as.service_principal_name" for job in jobs}
+    assert all("is empty" in p.message for p in problems if p.check == "production")
+
+
+def test_a_top_level_run_as_of_another_identity_refuses_the_quality_monitor(bundle):
+    """Why prod names run_as job by job: the CLI's run_as rule (run_as.go) refuses quality monitors when
+    the bundle runs as another identity than the deploying one."""
+    bundle.edit("databricks.yml", "    # The operators group runs and watches the jobs",
+                "    run_as:\n      service_principal_name: ${var.prod_service_principal}\n"
+                "    # The operators group runs and watches the jobs")
+    refused = {p.key: p for p in bundle.problems("prod") if p.check == "run_as"}
+    assert "resources.quality_monitors" in refused
+    assert "do not support a setting a run_as" in refused["resources.quality_monitors"].message
 
 
 def test_prod_job_permissions_go_to_a_group_not_a_person(bundle):
@@ -674,3 +709,79 @@ def test_unlimited_retries_and_no_timeout_are_fine(bundle):
     bundle.edit("resources/monitoring_job.yml", "        - task_key: monitor\n",
                 "        - task_key: monitor\n          max_retries: -1\n          timeout_seconds: 0\n")
     assert bundle.problems() == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The dashboard, the SQL alert, the quality monitor, the schema and the volume: each broken once with an
+# unknown field (the databricks-bundles class of its type) and once with a bad reference
+
+
+NEW_RESOURCE_CASES = [
+    # (file, old, new, target, check, key, message)
+    ("resources/dashboard.yml", "      embed_credentials: false\n", "      embed_credentials: false\n      dataset_catalogue: x\n",
+     "dev", "schema", "resources.dashboards.fraud_monitoring.dataset_catalogue", "did you mean 'dataset_catalog'"),
+    ("resources/dashboard.yml", "dataset_schema: ${var.schema}", "dataset_schema: ${resources.schemas.nope.name}",
+     "dev", "load", "resources.dashboards.fraud_monitoring.dataset_schema", "resources.schemas.nope, which is not defined"),
+    ("resources/alerts.yml", "        empty_result_state: OK", "        empty_result: OK",
+     "staging", "schema", "resources.alerts.monitoring_breach.evaluation.empty_result", "not a field of AlertV2Evaluation"),
+    ("resources/alerts.yml", "            - user_email: ${var.alert_email}", "            - user_email: ${var.alert_mail}",
+     "staging", "load", "resources.alerts.monitoring_breach.evaluation.notification.subscriptions[0].user_email",
+     "undeclared variable 'alert_mail'"),
+    ("resources/quality_monitor.yml", "            label_col: label\n", "            label_col: label\n            label_delay: 7\n",
+     "prod", "schema", "resources.quality_monitors.fraud_inference_log.inference_log.label_delay",
+     "not a field of MonitorInferenceLog"),
+    ("resources/quality_monitor.yml", "table_name: ${var.catalog}.${resources.schemas.fraud.name}",
+     "table_name: ${var.catalog}.${resources.schemas.nope.name}", "staging", "load",
+     "resources.quality_monitors.fraud_inference_log.table_name", "resources.schemas.nope, which is not defined"),
+    ("resources/unity_catalog.yml", "          comment: Card-fraud", "          owner: someone\n          comment: Card-fraud",
+     "staging", "schema", "resources.schemas.fraud.owner", "not a field of Schema"),
+    ("resources/unity_catalog.yml", "            - principal: ${var.operators_group}\n              privileges: [USE_SCHEMA, SELECT]\n      volumes",
+     "            - principal: ${var.operator_group}\n              privileges: [USE_SCHEMA, SELECT]\n      volumes",
+     "staging", "load", "resources.schemas.fraud.grants[0].principal", "undeclared variable 'operator_group'"),
+    ("resources/unity_catalog.yml", "          volume_type: MANAGED\n", "          volume_kind: MANAGED\n",
+     "prod", "schema", "resources.volumes.landing.volume_kind", "not a field of Volume"),
+    ("resources/unity_catalog.yml", "schema_name: ${resources.schemas.fraud.name}", "schema_name: ${resources.schemas.nope.name}",
+     "prod", "load", "resources.volumes.landing.schema_name", "resources.schemas.nope, which is not defined"),
+]
+
+
+@pytest.mark.parametrize(("file", "old", "new", "target", "check", "key", "message"), NEW_RESOURCE_CASES,
+                         ids=[f"{c[0].split('/')[1][:-4]}-{c[4]}" for c in NEW_RESOURCE_CASES])
+def test_each_new_resource_broken_once(bundle, file, old, new, target, check, key, message):
+    bundle.edit(file, old, new)
+    problem = only(bundle.problems(target), check)
+    assert (problem.file, problem.key) == (file, key) and message in problem.message, str(problem)
+
+
+def test_cli_validate_reports_a_broken_new_resource(bundle, capsys):
+    bundle.edit("resources/quality_monitor.yml", "            label_col: label\n", "            label_column: label\n")
+    assert cli.main(["validate", "--bundle-root", str(bundle.root), "--target", "staging"]) == cli.EXIT_CONFIG_ERROR
+    err = capsys.readouterr().err
+    assert "resources/quality_monitor.yml" in err and "inference_log.label_column" in err and "did you mean 'label_col'" in err
+
+
+def test_a_grant_privilege_must_be_a_unity_catalog_privilege(bundle):
+    bundle.edit("resources/unity_catalog.yml", "privileges: [READ_VOLUME, WRITE_VOLUME]", "privileges: [READ_VOLUME, WRITE]")
+    problem = only(bundle.problems("prod"), "schema")
+    assert problem.key == "resources.volumes.landing.grants[0].privileges[1]" and 'invalid value "WRITE"' in problem.message
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "failed to read serialized dashboard from file_path ../dashboards/fraud_monitoring.lvdash.json"),
+    ("{not json", "is not a valid dashboard: not JSON"),
+    ('{"datasets": {}, "pages": []}', "datasets must be a list"),
+])
+def test_the_dashboard_file_must_exist_and_hold_a_dashboard(bundle, content, message):
+    path = bundle.root / "dashboards" / "fraud_monitoring.lvdash.json"
+    if content is None:
+        path.unlink()
+    else:
+        path.write_text(content, encoding="utf-8")
+    problem = only(bundle.problems("dev"), "resources")
+    assert problem.rule == "dashboard-files" and problem.key == "resources.dashboards.fraud_monitoring.file_path"
+    assert problem.file == "resources/dashboard.yml" and message in problem.message
+
+
+def test_the_dashboard_file_resolves_against_the_file_that_names_it(bundle):
+    bundle.edit("resources/dashboard.yml", "../dashboards/fraud_monitoring.lvdash.json", "dashboards/fraud_monitoring.lvdash.json")
+    assert only(bundle.problems("dev"), "resources").rule == "dashboard-files"

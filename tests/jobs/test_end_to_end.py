@@ -7,6 +7,7 @@ validates and promotes, scores twice (the second run changes nothing) and monito
 
 from __future__ import annotations
 
+import datetime as dt
 import runpy
 import shutil
 from pathlib import Path
@@ -41,7 +42,7 @@ def _run(bundle, job, params=None):
 
 
 @pytest.mark.skipif(not SHIPPED_LANDING.is_dir(), reason="the shipped landing slice is missing")
-def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
+def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch, online_store_url):
     monkeypatch.chdir(tmp_path)  # the training task's git lookup and any stray relative path stay here
     landing = tmp_path / "landing"
     bundle = load_bundle(
@@ -99,6 +100,22 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
     assert again["inserted"] == again["updated"] == 0
     assert lakehouse.version(C.PREDICTIONS) == predictions_version
 
+    # Real-time scoring: the online_features job publishes silver to the online store (PostgreSQL) and a
+    # re-run publishes nothing; then every transaction of 2018-07-31 goes through the REST endpoint in
+    # time order, each request's features computed from the store alone, and every answer equals the
+    # batch job's score of the same transaction.
+    monkeypatch.setenv("FRAUD_MLOPS_ONLINE_STORE", online_store_url)
+    published = _run(bundle, "online_features", {"publish_end": "2018-07-30"}).tasks["publish"].result
+    assert published["days_published"][-1] == "2018-07-30" and published["rows"] == lakehouse.read(
+        C.SILVER_TRANSACTIONS).where(F.col("tx_date") <= "2018-07-30").count()
+    assert _run(bundle, "online_features", {"publish_end": "2018-07-30"}).tasks["publish"].result["rows"] == 0
+    from fraud_mlops.serving.replay import replay_against_batch
+
+    parity = replay_against_batch(lakehouse, bundle.variables["model_name"], landing,
+                                  dt.date(2018, 7, 31), dt.date(2018, 7, 31))
+    n_day = lakehouse.read(C.GOLD_FEATURES).where(F.col("tx_date") == "2018-07-31").count()
+    assert parity["n_requests"] == parity["n_compared"] == n_day, parity
+    assert parity["equal"] and parity["max_abs_difference"] <= 1e-6, parity
     # Monitoring writes its metrics and decides on the retrain branch.
     window = {"window_start": "2018-07-30", "window_end": "2018-07-31", "min_average_precision": "0.05",
               "label_delay_days": "0"}
@@ -114,6 +131,33 @@ def test_jobs_end_to_end_on_real_data(spark, lakehouse, tmp_path, monkeypatch):
     retrain = run_job(bundle, "monitoring", {**window, "psi_retrain_threshold": "0"}, log=lambda line: None)
     assert retrain.tasks["monitor"].result["retrain"] is True and retrain.tasks["retrain"].status == "FAILED"
     assert "train FAILED" in retrain.tasks["retrain"].error
+
+    # The inference log the quality monitor watches: every scored transaction, labelled here (delay 0);
+    # the second run of the same window changes nothing.
+    logged = monitor["inference_log"]
+    assert logged["rows_in"] == logged["rows_out"] == logged["inserted"] == logged["labelled"] == n_days
+    assert lakehouse.count(C.INFERENCE_LOG) == lakehouse.count(C.PREDICTIONS) == n_days
+    again_logged = retrain.tasks["monitor"].result["inference_log"]
+    assert again_logged["inserted"] == again_logged["updated"] == 0
+    assert again_logged["table_version"] == logged["table_version"]
+
+    # The dashboard's datasets and widgets, and the SQL alert, on these tables (tests/test_dashboard.py).
+    from ..test_dashboard import TABLES as DASHBOARD_TABLES
+    from ..test_dashboard import alert_query, check_queries, load_dashboard, register_tables
+
+    register_tables(spark, {t: lakehouse.read(t) for t in DASHBOARD_TABLES})
+    problems, datasets = check_queries(spark, load_dashboard())
+    assert problems == []
+    assert datasets["daily_summary"].count() == len(FIRST_DAYS) + len(LATER_DAYS)
+    assert datasets["card_alerts_vs_budget"].where("series = 'alert budget'").collect()[0]["cards"] == 20
+    # the second run of the window replaced the first one's rows: one PSI per feature and the score
+    assert datasets["psi_over_time"].count() == len(FEATURE_COLUMNS) + 1
+    latest = datasets["latest_run"].first()
+    assert latest["retrain"] == 1.0 and latest["alert"] == float(retrain.tasks["monitor"].result["alert"])
+    fired = spark.sql(alert_query(lakehouse.config.catalog, lakehouse.config.schema)).collect()
+    assert len(fired) == 1 and fired[0]["alert"] == latest["alert"] and fired[0]["retrain"] == 1.0
+    for table in DASHBOARD_TABLES:
+        spark.catalog.dropTempView(table)
 
     # The exploratory notebook imports the same library and runs on the same tables.
     monkeypatch.setenv("FRAUD_CATALOG", lakehouse.config.catalog)
