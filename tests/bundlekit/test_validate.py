@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bundlekit.validate import POLICY_FILE_NAME, Problem, secret_problems, validate_bundle, validate_targets
 from fraud_mlops import cli
@@ -169,7 +170,8 @@ def test_unknown_field_of_the_registered_model(bundle):
 def test_unknown_target_field_and_resource_type(bundle):
     bundle.edit("databricks.yml", "    mode: development\n", "    mode: development\n    workspce: {}\n")
     problem = only(bundle.problems(), "schema")
-    assert (problem.file, problem.key, problem.line) == ("databricks.yml", "targets.dev.workspce", 112)
+    line = (bundle.root / "databricks.yml").read_text().splitlines().index("    workspce: {}") + 1
+    assert (problem.file, problem.key, problem.line) == ("databricks.yml", "targets.dev.workspce", line)
     assert "did you mean 'workspace'" in problem.message
     bundle.edit("databricks.yml", "    workspce: {}\n", "")
     bundle.edit("resources/model.yml", "  registered_models:", "  registered_model:")
@@ -436,6 +438,11 @@ def test_prod_job_permissions_go_to_a_group_not_a_person(bundle):
 def test_a_bundle_without_prod_target_is_reported(bundle):
     text = (bundle.root / "databricks.yml").read_text()
     (bundle.root / "databricks.yml").write_text(text[: text.index("\n  prod:")] + "\n")
+    for path in (bundle.root / "resources").glob("*.yml"):  # files that add to the prod target
+        data = yaml.safe_load(path.read_text())
+        if "prod" in ((data or {}).get("targets") or {}):
+            del data["targets"]["prod"]
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
     problem = only(bundle.problems("dev"), "production")
     assert problem.key == "targets" and "no production target" in problem.message
 
@@ -676,10 +683,10 @@ def test_include_that_matches_no_file(bundle):
 
 
 def test_include_of_a_file_that_does_not_exist(bundle):
-    bundle.edit("databricks.yml", "  - resources/*.yml\n", "  - resources/*.yml\n  - resources/alerts.yml\n")
+    bundle.edit("databricks.yml", "  - resources/*.yml\n", "  - resources/*.yml\n  - resources/alert.yml\n")
     problem = only(bundle.problems(), "load")
     assert (problem.file, problem.key) == ("databricks.yml", "include")
-    assert "resources/alerts.yml does not match any file" in problem.message
+    assert "resources/alert.yml does not match any file" in problem.message
 
 
 # --------------------------------------------------------------------------------------------------
