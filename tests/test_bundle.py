@@ -286,7 +286,10 @@ def test_model_and_experiment_resources():
     b = _load("staging")
     assert b.resources["registered_models"]["fraud_detector"] == {
         "catalog_name": "fraud_staging", "schema_name": "fraud", "name": "fraud_detector",
-        "comment": b.resources["registered_models"]["fraud_detector"]["comment"]}
+        "comment": b.resources["registered_models"]["fraud_detector"]["comment"],
+        # the real-time scoring App reads the champion (resources/serving.yml)
+        "grants": [{"principal": "${resources.apps.fraud_scoring.service_principal_client_id}",
+                    "privileges": ["EXECUTE"]}]}
     assert b.resources["experiments"]["fraud_detector_experiment"]["name"] == "/Shared/fraud-mlops/staging/fraud-detector"
     assert b.source_of("resources.jobs.training").name == "training_job.yml"
     assert b.source_of("resources.registered_models.fraud_detector").name == "model.yml"
@@ -399,3 +402,91 @@ def test_typed_classes_accept_the_new_resources():
                 assert cls.from_dict(definition).as_dict() == definition, f"{target}: {rtype}.{key}"
                 seen.add(rtype)
     assert seen == set(classes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Real-time scoring on Databricks (resources/serving.yml): a Databricks App over the Lakebase online store
+
+APP_NAME = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"  # Apps: lowercase letters, digits and hyphens, at most 30 characters
+LAKEBASE_CAPACITIES = ("CU_1", "CU_2", "CU_4", "CU_8")
+
+
+def test_the_scoring_app_serves_what_the_jobs_write_in_every_target():
+    """The App's settings are the jobs' own: the catalog, schema and model batch scoring uses, the Lakebase
+    instance the online_features job publishes to, and the store's database named like the catalog."""
+    import re
+
+    for target in ("dev", "staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        app = b.resources["apps"]["fraud_scoring"]
+        assert re.match(APP_NAME, app["name"]) and len(app["name"]) <= 30, app["name"]
+        # development mode prefixes no App name: each developer's App carries their domain-friendly name
+        assert app["name"] == ("fraud-dev-alice" if target == "dev" else f"fraud-scoring-{target}")
+        scoring = job_parameter_defaults(b.job("batch_scoring"))
+        publish = job_parameter_defaults(b.job("online_features"))
+        env = {e["name"]: e["value"] for e in app["config"]["env"]}
+        assert env == {
+            "FRAUD_MLOPS_CATALOG": scoring["catalog"], "FRAUD_MLOPS_SCHEMA": scoring["schema"],
+            "FRAUD_MLOPS_MODEL_NAME": scoring["model_name"], "FRAUD_MLOPS_LAKEBASE_INSTANCE": publish["lakebase_instance"],
+            "FRAUD_MLOPS_POLL_SECONDS": "30", "MLFLOW_TRACKING_URI": "databricks", "MLFLOW_REGISTRY_URI": "databricks-uc"}
+        assert publish["catalog"] == scoring["catalog"] and publish["schema"] == scoring["schema"]
+        [resource] = app["resources"]
+        assert resource["database"] == {"instance_name": publish["lakebase_instance"], "database_name": scoring["catalog"],
+                                        "permission": "CAN_CONNECT_AND_CREATE"}
+        assert app["config"]["command"] == ["python", "-m", "fraud_mlops.serving.databricks_app"]
+        assert app["source_code_path"] == "../serving_app" and b.source_of("resources.apps.fraud_scoring").name == "serving.yml"
+    # the module the App runs, and its environment: uv (pyproject.toml + uv.lock, no requirements.txt)
+    import fraud_mlops.serving.databricks_app as entry
+
+    assert callable(entry.main)
+    folder = REPO_ROOT / "serving_app"
+    assert (folder / "pyproject.toml").is_file() and (folder / "uv.lock").is_file()
+    assert not (folder / "requirements.txt").exists() and not (folder / "app.yaml").exists()
+
+
+def test_the_lakebase_instance_and_catalog_are_bundle_owned_in_staging_and_prod_only():
+    """dev shares one instance made by hand (as it shares its schema); staging and prod own theirs, created
+    before the App that names them, and keep them (prevent_destroy: the store holds the endpoint's log)."""
+    dev = _load("dev")
+    assert not {"database_instances", "database_catalogs"} & set(dev.resources)
+    for target in ("staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        catalog = b.variables["catalog"]
+        instance = b.resources["database_instances"]["online_store"]
+        assert instance["name"] == b.variables["lakebase_instance"] == f"fraud-online-{target}"
+        assert instance["capacity"] in LAKEBASE_CAPACITIES and instance["lifecycle"] == {"prevent_destroy": True}
+        store_catalog = b.resources["database_catalogs"]["online_store_catalog"]
+        assert store_catalog["name"] == f"{catalog}_online" != catalog  # a catalog of its own, next to the Lakehouse's
+        assert (store_catalog["database_instance_name"], store_catalog["database_name"]) == (instance["name"], catalog)
+        assert store_catalog["create_database_if_not_exists"] is True
+        app = b.resources["apps"]["fraud_scoring"]
+        assert {"level": "CAN_USE", "group_name": "fraud-mlops-operators"} in app["permissions"]
+        # the App's service principal: may ask for its Lakebase credential, and reads the champion
+        sp = "${resources.apps.fraud_scoring.service_principal_client_id}"
+        assert {"level": "CAN_USE", "service_principal_name": sp} in instance["permissions"]
+        assert {"principal": sp, "privileges": ["EXECUTE"]} in b.resources["registered_models"]["fraud_detector"]["grants"]
+
+
+def test_typed_classes_accept_the_serving_resources():
+    from databricks.bundles.apps import App
+    from databricks.bundles.database_catalogs import DatabaseCatalog
+    from databricks.bundles.database_instances import DatabaseInstance
+
+    classes = {"apps": App, "database_instances": DatabaseInstance, "database_catalogs": DatabaseCatalog}
+    seen = set()
+    for target in ("dev", "staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        for rtype, cls in classes.items():
+            for key, definition in (b.resources.get(rtype) or {}).items():
+                assert cls.from_dict(definition).as_dict() == definition, f"{target}: {rtype}.{key}"
+                seen.add(rtype)
+    assert seen == set(classes)
+
+
+def test_the_local_runner_runs_jobs_only_the_app_and_lakebase_are_not_run_locally():
+    for target in ("dev", "staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        assert set(b.jobs) == set(JOBS)
+        assert all(check_job(job) == [] for job in b.jobs.values())
+        with pytest.raises(BundleError):
+            b.job("fraud_scoring")

@@ -31,6 +31,9 @@ class BundleCopy:
         ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
         for folder in ("resources", "src", "notebooks", "dashboards"):
             shutil.copytree(REPO_ROOT / folder, root / folder, ignore=ignore)
+        # the real-time scoring App's source folder, without the source the deploy copies into it
+        shutil.copytree(REPO_ROOT / "serving_app", root / "serving_app",
+                        ignore=shutil.ignore_patterns("fraud-mlops", ".*"))
 
     def edit(self, name: str, old: str, new: str, count: int = 1) -> None:
         path = self.root / name
@@ -386,6 +389,7 @@ def test_prod_may_run_as_a_service_principal_with_a_top_level_run_as(bundle):
     CLI refuses under a run_as of another identity)."""
     (bundle.root / "resources" / "prod_identity.yml").unlink()
     (bundle.root / "resources" / "quality_monitor.yml").unlink()
+    (bundle.root / "resources" / "serving.yml").unlink()  # apps are refused likewise
     bundle.edit("databricks.yml", "    # The operators group runs and watches the jobs",
                 "    run_as:\n      service_principal_name: ${var.prod_service_principal}\n"
                 "    # The operators group runs and watches the jobs")
@@ -792,3 +796,68 @@ def test_the_dashboard_file_must_exist_and_hold_a_dashboard(bundle, content, mes
 def test_the_dashboard_file_resolves_against_the_file_that_names_it(bundle):
     bundle.edit("resources/dashboard.yml", "../dashboards/fraud_monitoring.lvdash.json", "dashboards/fraud_monitoring.lvdash.json")
     assert only(bundle.problems("dev"), "resources").rule == "dashboard-files"
+
+
+# --------------------------------------------------------------------------------------------------
+# Real-time scoring (resources/serving.yml): the App, the Lakebase instance and its database catalog, each
+# broken once with an unknown field or a bad value (the databricks-bundles class of its type) and once
+# with a bad reference
+
+
+SERVING_CASES = [
+    # (old, new, target, check, key, message)
+    ("      source_code_path: ../serving_app\n", "      source_code_path: ../serving_app\n      compute: MEDIUM\n",
+     "dev", "schema", "resources.apps.fraud_scoring.compute", "unknown field: compute (not a field of App)"),
+    ("              database:\n                instance_name: ${var.lakebase_instance}",
+     "              databse:\n                instance_name: ${var.lakebase_instance}",
+     "dev", "schema", "resources.apps.fraud_scoring.resources[0].databse", "did you mean 'database'"),
+    ("permission: CAN_CONNECT_AND_CREATE", "permission: CAN_CONNECT", "dev", "schema",
+     "resources.apps.fraud_scoring.resources[0].database.permission", 'invalid value "CAN_CONNECT"'),
+    ("          - level: CAN_USE\n              group_name", "          - level: CAN_QUERY\n              group_name",
+     "staging", "schema", "resources.apps.fraud_scoring.permissions[0].level", 'invalid value "CAN_QUERY"'),
+    ("value: ${var.model_name}", "value: ${var.model}", "dev", "load",
+     "resources.apps.fraud_scoring.config.env[2].value", "undeclared variable 'model'"),
+    ("source_code_path: ../serving_app", "source_code_path: ../serving", "dev", "paths",
+     "resources.apps.fraud_scoring.source_code_path", "directory ../serving not found"),
+    ("          capacity: CU_1\n", "          capacity: CU_1\n          size: small\n", "prod", "schema",
+     "resources.database_instances.online_store.size", "not a field of DatabaseInstance"),
+    ("${resources.apps.fraud_scoring.service_principal_client_id}", "${resources.apps.scoring.service_principal_client_id}",
+     "staging", "load", "resources.database_instances.online_store.permissions[0].service_principal_name",
+     "resources.apps.scoring, which is not defined"),
+    ("create_database_if_not_exists: true", "create_database: true", "staging", "schema",
+     "resources.database_catalogs.online_store_catalog.create_database", "not a field of DatabaseCatalog"),
+    ("database_instance_name: ${resources.database_instances.online_store.name}",
+     "database_instance_name: ${resources.database_instances.online.name}", "prod", "load",
+     "resources.database_catalogs.online_store_catalog.database_instance_name",
+     "resources.database_instances.online, which is not defined"),
+    ("database_name: ${resources.database_catalogs.online_store_catalog.database_name}",
+     "database_name: ${resources.database_catalogs.online_store.database_name}", "staging", "load",
+     "resources.apps.fraud_scoring.resources[0].database.database_name",
+     "resources.database_catalogs.online_store, which is not defined"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "target", "check", "key", "message"), SERVING_CASES,
+                         ids=[f"{c[4].split('.')[1]}-{c[3]}-{i}" for i, c in enumerate(SERVING_CASES)])
+def test_each_serving_resource_broken_once(bundle, old, new, target, check, key, message):
+    bundle.edit("resources/serving.yml", old, new)
+    problem = only(bundle.problems(target), check)
+    assert (problem.file, problem.key) == ("resources/serving.yml", key) and message in problem.message, str(problem)
+
+
+def test_the_app_source_folder_must_exist(bundle):
+    """The CLI translates source_code_path to the uploaded folder; a folder that is not there is an error."""
+    shutil.rmtree(bundle.root / "serving_app")
+    problem = only(bundle.problems("staging"), "paths")
+    assert problem.key == "resources.apps.fraud_scoring.source_code_path" and "not found" in problem.message
+
+
+def test_apps_refuse_a_top_level_run_as_of_another_identity(bundle):
+    """Apps run as their own service principal (run_as.go): a prod-wide run_as would refuse them too, as it
+    refuses the quality monitor; hence prod names run_as job by job."""
+    (bundle.root / "resources" / "quality_monitor.yml").unlink()
+    bundle.edit("databricks.yml", "    # The operators group runs and watches the jobs",
+                "    run_as:\n      service_principal_name: ${var.prod_service_principal}\n"
+                "    # The operators group runs and watches the jobs")
+    problem = only(bundle.problems("prod"), "run_as")
+    assert problem.key == "resources.apps" and "apps do not support a setting a run_as" in problem.message
