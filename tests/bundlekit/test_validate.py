@@ -75,7 +75,7 @@ def only(problems: list[Problem], check: str) -> Problem:
 def test_our_bundle_is_valid_for_every_target(target):
     report = validate_bundle(REPO_ROOT, target, PROD_VARS if target == "prod" else {}, env={})
     assert report.ok, "\n".join(map(str, report.problems))
-    assert set(report.bundle.jobs) == {"ingestion", "training", "batch_scoring", "monitoring"}
+    assert set(report.bundle.jobs) == {"ingestion", "training", "batch_scoring", "monitoring", "online_features"}
 
 
 def test_prod_grants_jobs_to_the_operators_group_and_the_run_as_principal():
@@ -625,7 +625,7 @@ def test_environment_needs_a_version(bundle):
     problems = bundle.problems("dev")
     assert {(p.check, p.file, p.key) for p in problems} == {  # one environment, used by every job
         ("compute", "databricks.yml", f"resources.jobs.{job}.environments[0].spec")
-        for job in ("ingestion", "training", "batch_scoring", "monitoring")}, "\n".join(map(str, problems))
+        for job in ("ingestion", "training", "batch_scoring", "monitoring", "online_features")}, "\n".join(map(str, problems))
     assert "environment 'default' has no environment_version: set spec.environment_version" in problems[0].message
 
 
@@ -634,7 +634,7 @@ def test_serverless_environment_must_install_the_wheel(bundle):
     problems = bundle.problems("dev")
     assert {(p.check, p.file, p.key) for p in problems} == {
         ("wheel", "databricks.yml", f"resources.jobs.{job}.environments[0].spec.dependencies")
-        for job in ("ingestion", "training", "batch_scoring", "monitoring")}, "\n".join(map(str, problems))
+        for job in ("ingestion", "training", "batch_scoring", "monitoring", "online_features")}, "\n".join(map(str, problems))
     problem = next(p for p in problems if ".training." in p.key)
     assert ("task 'train' runs the fraud-mlops wheel on serverless (environment 'default'), but the environment's "
             "spec.dependencies do not install it: add the wheel the bundle builds, './dist/*.whl' (relative to "
@@ -647,7 +647,7 @@ def test_serverless_wheel_path_resolves_against_the_file_that_declares_it(bundle
     problems = bundle.problems("dev")
     assert {(p.check, p.key) for p in problems} == {
         ("paths", f"resources.jobs.{job}.environments[0].spec.dependencies[0]")
-        for job in ("ingestion", "training", "batch_scoring", "monitoring")}, "\n".join(map(str, problems))
+        for job in ("ingestion", "training", "batch_scoring", "monitoring", "online_features")}, "\n".join(map(str, problems))
     assert "wheel '../dist/*.whl' does not exist (resolved against ./:" in problems[0].message
     assert "a whl artifact builds into dist" in problems[0].message
 
@@ -660,7 +660,7 @@ def test_a_dependency_the_cli_takes_for_a_local_path(bundle):
     problems = bundle.problems("dev")
     assert {(p.check, p.file, p.key) for p in problems} == {
         ("paths", "databricks.yml", f"resources.jobs.{job}.environments[0].spec.dependencies[1]")
-        for job in ("ingestion", "training", "batch_scoring", "monitoring")}, "\n".join(map(str, problems))
+        for job in ("ingestion", "training", "batch_scoring", "monitoring", "online_features")}, "\n".join(map(str, problems))
     assert "treats an environment dependency that is not a plain requirement" in problems[0].message
 
 
