@@ -313,6 +313,7 @@ def test_typed_resource_classes_accept_our_resources():
         experiment = b.resources["experiments"]["fraud_detector_experiment"]
         assert experiments.MlflowExperiment.from_dict(experiment).as_dict() == experiment
 
+
 # --------------------------------------------------------------------------------------------------
 # Unity Catalog schema and volume, dashboard, SQL alert, quality monitor
 
@@ -340,10 +341,13 @@ def test_the_schema_and_volume_are_bundle_owned_in_staging_and_prod_only():
         grants = {g["principal"]: g["privileges"] for g in fraud["grants"]}
         assert grants["fraud-mlops-operators"] == ["USE_SCHEMA", "SELECT"]
         assert all(g["principal"] for g in fraud["grants"] + landing["grants"])  # no empty principal
+        # the real-time scoring App's service principal reads the champion from the schema
+        app = "${resources.apps.fraud_scoring.service_principal_client_id}"
+        assert grants[app] == ["USE_SCHEMA"]
         if target == "prod":
             assert grants[PROD_VARS["prod_service_principal"]] == ["ALL_PRIVILEGES", "MANAGE"]
-        else:
-            assert set(grants) == {"fraud-mlops-operators"}  # the deploying principal owns it and runs the jobs
+        else:  # the deploying principal owns it and runs the jobs
+            assert set(grants) == {"fraud-mlops-operators", app}
 
 
 def test_the_quality_monitor_watches_the_inference_log():
