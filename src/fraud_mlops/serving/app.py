@@ -134,12 +134,14 @@ def create_app(scorer: TransactionScorer) -> FastAPI:
 
 
 def build_scorer(catalog: str, schema: str, model_name: str, *, poll_seconds: float = 30.0,
-                 lakebase_instance: str = "", pool_size: int = 8, label_delay_days: int = 7) -> TransactionScorer:
+                 lakebase_instance: str = "", pool_size: int = 8, label_delay_days: int = 7,
+                 location: OnlineStoreLocation | None = None) -> TransactionScorer:
     """The scorer of a target: MLflow pointed at its registry, its online store opened (database and
     tables created when missing), the ``@champion`` watcher (not started; the app starts it).
 
     ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` in the environment win over the target's default
-    (a Databricks App sets them to ``databricks``/``databricks-uc``).
+    (a Databricks App sets them to ``databricks``/``databricks-uc``). ``location`` overrides where the
+    store is (default :meth:`OnlineStoreLocation.for_target`; the Databricks App passes its own).
 
     Raises:
         OnlineStoreUnavailableError: no store is configured, or it cannot be reached to create the tables.
@@ -154,7 +156,7 @@ def build_scorer(catalog: str, schema: str, model_name: str, *, poll_seconds: fl
         mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", os.environ["MLFLOW_TRACKING_URI"]))
     else:
         configure_mlflow(LakehouseConfig.from_env(catalog, schema))
-    location = OnlineStoreLocation.for_target(catalog, schema, lakebase_instance)
+    location = location or OnlineStoreLocation.for_target(catalog, schema, lakebase_instance)
     location.ensure_database()
     store = OnlineStore(location.schema)
     with location.connect() as conn:

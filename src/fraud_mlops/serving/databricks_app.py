@@ -121,37 +121,18 @@ def store_location(settings: AppSettings, environ: Mapping[str, str] | None = No
 
 
 def build_app(settings: AppSettings, environ: Mapping[str, str] | None = None):
-    """The FastAPI app of ``settings``: MLflow pointed at the registry (``MLFLOW_*`` variables win), the
-    store's tables created when missing, a connection pool and the ``@champion`` watcher (started with
-    the app). Mirrors :func:`fraud_mlops.serving.app.build_scorer`, with the store of
-    :func:`store_location`.
+    """The FastAPI app of ``settings``: :func:`fraud_mlops.serving.app.build_scorer` (MLflow pointed at the
+    registry, the process's ``MLFLOW_*`` variables winning; the store's tables created when missing; a connection pool;
+    the ``@champion`` watcher, started with the app) on the store of :func:`store_location`.
 
     Raises:
         OnlineStoreUnavailableError: the store cannot be reached to create its tables.
     """
-    import mlflow
+    from fraud_mlops.serving.app import build_scorer, create_app
 
-    from fraud_mlops.lifecycle.tracking import configure_mlflow
-    from fraud_mlops.online.store import OnlineStore
-    from fraud_mlops.platform.config import LakehouseConfig
-    from fraud_mlops.serving.app import create_app
-    from fraud_mlops.serving.model import ChampionWatcher
-    from fraud_mlops.serving.scorer import ScoringSettings, TransactionScorer
-
-    env = os.environ if environ is None else environ
-    if env.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-        mlflow.set_registry_uri(env.get("MLFLOW_REGISTRY_URI", env["MLFLOW_TRACKING_URI"]))
-    else:
-        configure_mlflow(LakehouseConfig.from_env(settings.catalog, settings.schema))
-    location = store_location(settings, env)
-    location.ensure_database()
-    store = OnlineStore(location.schema)
-    with location.connect() as conn:
-        store.create_tables(conn)
-    pool = location.pool(min_size=2, max_size=8)
-    scorer = TransactionScorer(pool, store, ChampionWatcher(settings.model_name, settings.poll_seconds),
-                               ScoringSettings(label_delay_days=settings.label_delay_days))
+    scorer = build_scorer(settings.catalog, settings.schema, settings.model_name,
+                          poll_seconds=settings.poll_seconds, label_delay_days=settings.label_delay_days,
+                          location=store_location(settings, environ))
     return create_app(scorer)
 
 
