@@ -4,7 +4,8 @@ The proof of no training/serving skew: the same transactions, scored one request
 online store, must get the scores the batch job gave them from the gold table (to 1e-6).
 :func:`replay_against_batch` does it all for a target: it publishes silver up to the day before the
 first replayed day into a separate schema of the online store (``<schema>_replay``, so a running
-endpoint's store is not touched), serves the champion on a free local port, sends every transaction
+endpoint's store is not touched), serves the champion on a free local port (in a child process),
+sends every transaction
 of the days in ``(TX_DATETIME, TRANSACTION_ID)`` order over HTTP, and joins the answers with the
 ``predictions`` table.
 """
@@ -149,8 +150,7 @@ def replay_against_batch(lakehouse, model_name: str, landing: Path | str, start:
     from fraud_mlops.online.publish import publish_online_store
     from fraud_mlops.online.store import OnlineStore, OnlineStoreLocation, connection
     from fraud_mlops.platform import config as C
-    from fraud_mlops.serving.app import build_scorer, create_app
-    from fraud_mlops.serving.server import BackgroundServer
+    from fraud_mlops.serving.server import ServerProcess
 
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
@@ -162,12 +162,9 @@ def replay_against_batch(lakehouse, model_name: str, landing: Path | str, start:
         OnlineStore(schema).drop(conn)  # a replay starts from silver alone
     published = publish_online_store(lakehouse, location, publish_end=start - dt.timedelta(days=1))
     transactions = landing_requests(landing, start, end)
-    scorer = build_scorer(config.catalog, schema, model_name)
-    try:
-        with BackgroundServer(create_app(scorer)) as server:
-            responses = replay(server.url, transactions, progress)
-    finally:
-        scorer.pool.close()
+    # the endpoint in a process of its own: the client here must not share its interpreter lock
+    with ServerProcess(config.catalog, schema, model_name) as server:
+        responses = replay(server.url, transactions, progress)
     predictions = (lakehouse.read(C.PREDICTIONS).where(F.col("tx_date").between(F.lit(start), F.lit(end)))
                    .select("transaction_id", "score", "decision", "model_version").toPandas())
     result = compare_with_batch(responses, predictions)
