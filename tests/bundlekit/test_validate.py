@@ -390,6 +390,11 @@ def test_prod_may_run_as_a_service_principal_with_a_top_level_run_as(bundle):
     (bundle.root / "resources" / "prod_identity.yml").unlink()
     (bundle.root / "resources" / "quality_monitor.yml").unlink()
     (bundle.root / "resources" / "serving.yml").unlink()  # apps are refused likewise
+    catalog = bundle.root / "resources" / "unity_catalog.yml"  # ... and the app's schema grant goes with it
+    lines = catalog.read_text().splitlines()
+    app_grant = {i for i, line in enumerate(lines) if "resources.apps.fraud_scoring" in line}
+    catalog.write_text("\n".join(line for i, line in enumerate(lines)
+                                 if i not in app_grant and i - 1 not in app_grant) + "\n")
     bundle.edit("databricks.yml", "    # The operators group runs and watches the jobs",
                 "    run_as:\n      service_principal_name: ${var.prod_service_principal}\n"
                 "    # The operators group runs and watches the jobs")
