@@ -36,7 +36,7 @@ from fraud_mlops.medallion.feature_definitions import (
 from fraud_mlops.medallion.schema import FEATURE_COLUMNS
 from fraud_mlops.online.features import CustomerTransaction, epoch_seconds, online_features
 from fraud_mlops.online.store import OnlineStore, OnlineStoreUnavailableError
-from fraud_mlops.serving.model import ChampionWatcher
+from fraud_mlops.serving.model import ChampionWatcher, ServedModel, one_thread
 
 __all__ = ["LANDING_FIELDS", "NoChampionError", "ScoringConflictError", "TransactionScorer"]
 
@@ -66,6 +66,21 @@ def _finite(value: float | None) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _pyfunc_answer(python_model: Any, features: dict[str, Any], k: int) -> tuple[float, list[tuple[str, Any]]]:
+    """``(probability, [(feature, contribution), ...])`` of one row from the pyfunc's ``predict`` and
+    (when it has them) ``reason_codes`` on a one-row DataFrame of FEATURE_COLUMNS."""
+    frame = pd.DataFrame([{c: features[c] for c in FEATURE_COLUMNS}], columns=list(FEATURE_COLUMNS))
+    probability = float(python_model.predict(None, frame)[0])
+    top: list[tuple[str, Any]] = []
+    if callable(getattr(python_model, "reason_codes", None)):
+        codes = python_model.reason_codes(frame, k).iloc[0]
+        for i in range(1, k + 1):
+            feature = codes.get(f"reason_{i}")
+            if isinstance(feature, str):
+                top.append((feature, codes.get(f"reason_{i}_contribution")))
+    return probability, top
 
 
 class TransactionScorer:
@@ -135,17 +150,15 @@ class TransactionScorer:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise OnlineStoreUnavailableError(f"the online store is unavailable: {exc}") from exc
 
-    def _answer(self, model, current: CustomerTransaction, features: dict[str, Any]) -> dict[str, Any]:
-        frame = pd.DataFrame([{c: features[c] for c in FEATURE_COLUMNS}], columns=list(FEATURE_COLUMNS))
-        probability = float(model.python_model.predict(None, frame)[0])
+    def _answer(self, model: ServedModel, current: CustomerTransaction, features: dict[str, Any]) -> dict[str, Any]:
+        k = self.settings.reason_codes
+        with one_thread():
+            if model.one_row is not None:
+                probability, top = model.one_row.score(features, k)
+            else:
+                probability, top = _pyfunc_answer(model.python_model, features, k)
         decision = int(probability >= model.threshold)
-        reasons: list[dict[str, Any]] = []
-        if callable(getattr(model.python_model, "reason_codes", None)):
-            codes = model.python_model.reason_codes(frame, self.settings.reason_codes).iloc[0]
-            for i in range(1, self.settings.reason_codes + 1):
-                feature = codes.get(f"reason_{i}")
-                if isinstance(feature, str):
-                    reasons.append({"feature": feature, "contribution": _finite(codes.get(f"reason_{i}_contribution"))})
+        reasons = [{"feature": feature, "contribution": _finite(contribution)} for feature, contribution in top]
         return {
             "transaction_id": current.transaction_id,
             "fraud_probability": probability,

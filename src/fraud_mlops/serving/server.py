@@ -47,7 +47,7 @@ class BackgroundServer:
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0):
         self.host, self.port = host, port or free_port(host)
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning",
                                                      access_log=False, lifespan="on"))
         self._thread = threading.Thread(target=self._server.run, name="fraud-serving", daemon=True)
 
