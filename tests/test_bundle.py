@@ -389,6 +389,19 @@ def test_the_dashboard_and_the_alert_in_every_target():
     assert staging["permissions"] == [{"level": "CAN_READ", "group_name": "fraud-mlops-operators"}]
 
 
+def _typed_classes_accept(classes: dict) -> None:
+    """Every resource of each type, in every target, round-trips through its databricks-bundles class
+    (an unknown field would be dropped), and every type occurs in some target."""
+    seen = set()
+    for target in ("dev", "staging", "prod"):
+        b = _load(target, PROD_VARS if target == "prod" else None)
+        for rtype, cls in classes.items():
+            for key, definition in (b.resources.get(rtype) or {}).items():
+                assert cls.from_dict(definition).as_dict() == definition, f"{target}: {rtype}.{key}"
+                seen.add(rtype)
+    assert seen == set(classes)
+
+
 def test_typed_classes_accept_the_new_resources():
     from databricks.bundles.alerts import Alert
     from databricks.bundles.dashboards import Dashboard
@@ -398,14 +411,7 @@ def test_typed_classes_accept_the_new_resources():
 
     classes = {"dashboards": Dashboard, "alerts": Alert, "quality_monitors": QualityMonitor, "schemas": Schema,
                "volumes": Volume}
-    seen = set()
-    for target in ("dev", "staging", "prod"):
-        b = _load(target, PROD_VARS if target == "prod" else None)
-        for rtype, cls in classes.items():
-            for key, definition in (b.resources.get(rtype) or {}).items():
-                assert cls.from_dict(definition).as_dict() == definition, f"{target}: {rtype}.{key}"
-                seen.add(rtype)
-    assert seen == set(classes)
+    _typed_classes_accept(classes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -477,14 +483,7 @@ def test_typed_classes_accept_the_serving_resources():
     from databricks.bundles.database_instances import DatabaseInstance
 
     classes = {"apps": App, "database_instances": DatabaseInstance, "database_catalogs": DatabaseCatalog}
-    seen = set()
-    for target in ("dev", "staging", "prod"):
-        b = _load(target, PROD_VARS if target == "prod" else None)
-        for rtype, cls in classes.items():
-            for key, definition in (b.resources.get(rtype) or {}).items():
-                assert cls.from_dict(definition).as_dict() == definition, f"{target}: {rtype}.{key}"
-                seen.add(rtype)
-    assert seen == set(classes)
+    _typed_classes_accept(classes)
 
 
 def test_the_local_runner_runs_jobs_only_the_app_and_lakebase_are_not_run_locally():

@@ -215,23 +215,10 @@ def update_inference_log(
 def _merge_changes(lakehouse: Lakehouse, rows: DataFrame, first: dt.date | None, last: dt.date) -> dict[str, int]:
     """Merge the ``rows`` that are new or differ from the log (:data:`UPDATE_CONDITION`); no commit when
     none do."""
-    changes = rows
+    existing = None
     if lakehouse.exists(INFERENCE_LOG):
         existing = lakehouse.read(INFERENCE_LOG).filter(F.col("tx_date") <= F.lit(last))
         if first is not None:
             existing = existing.filter(F.col("tx_date") >= F.lit(first))
         existing = existing.select("transaction_id", "label", "model_name", "model_version", "decision", "score")
-        changes = (
-            rows.alias("s")
-            .join(existing.alias("t"), F.col("s.transaction_id") == F.col("t.transaction_id"), "left")
-            .filter(F.col("t.transaction_id").isNull() | F.expr(UPDATE_CONDITION))
-            .select("s.*")
-        )
-    changes = changes.cache()
-    try:
-        if not changes.count():
-            return {"inserted": 0, "updated": 0}
-        counts = lakehouse.merge(INFERENCE_LOG, changes, ["transaction_id"], update_condition=UPDATE_CONDITION)
-        return {"inserted": int(counts["inserted"]), "updated": int(counts["updated"])}
-    finally:
-        changes.unpersist()
+    return lakehouse.merge_changes(INFERENCE_LOG, rows, existing, "transaction_id", UPDATE_CONDITION)

@@ -315,28 +315,14 @@ def _resolve_range(
 def _merge_predictions(lakehouse: Lakehouse, table: str, scored: DataFrame, start: dt.date, end: dt.date) -> dict[str, int]:
     """Merge scored rows into ``table`` on ``transaction_id``, writing only rows that change
     (:data:`UPDATE_CONDITION`); no commit at all when nothing changes."""
-    changes = scored
+    existing = None
     if lakehouse.exists(table):
         existing = (
             lakehouse.read(table)
             .filter(F.col("tx_date").between(F.lit(start), F.lit(end)))
             .select("transaction_id", "model_name", "model_version", "decision_threshold", "alert_budget", "score")
-            .alias("t")
         )
-        changes = (
-            scored.alias("s")
-            .join(existing, F.col("s.transaction_id") == F.col("t.transaction_id"), "left")
-            .filter(F.col("t.transaction_id").isNull() | F.expr(UPDATE_CONDITION))
-            .select("s.*")
-        )
-    changes = changes.cache()
-    try:
-        if not changes.count():
-            return {"inserted": 0, "updated": 0}
-        counts = lakehouse.merge(table, changes, ["transaction_id"], update_condition=UPDATE_CONDITION)
-        return {"inserted": int(counts["inserted"]), "updated": int(counts["updated"])}
-    finally:
-        changes.unpersist()
+    return lakehouse.merge_changes(table, scored, existing, "transaction_id", UPDATE_CONDITION)
 
 
 def _score_into(lakehouse: Lakehouse, table: str, gold: DataFrame, model_name: str, version: str, threshold: float,

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from bundlekit.task_runtime import fault_point
@@ -328,6 +329,40 @@ class Lakehouse:
             counts = self._retry_conflicts(ref, "merge", write)
         fault_point(f"after_write:{name}")
         return counts
+
+    def merge_changes(self, name: str, rows: DataFrame, existing: DataFrame | None, key: str,
+                      update_condition: str) -> dict[str, int]:
+        """Merge only the ``rows`` that are new or changed into the table; no commit when none are.
+
+        Args:
+            name: logical table name.
+            rows: the new rows (at most one per ``key``).
+            existing: the table's rows that ``rows`` may match (already narrowed, e.g. to a date
+                range; None when the table does not exist yet), with ``key`` and every column
+                ``update_condition`` reads.
+            key: the merge key column.
+            update_condition: SQL predicate over ``t`` (existing) and ``s`` (new) that is true when a
+                matched row changed.
+
+        Returns:
+            ``{"inserted": n, "updated": m}`` (both 0 when nothing changed and nothing was written).
+        """
+        changes = rows
+        if existing is not None:
+            changes = (
+                rows.alias("s")
+                .join(existing.alias("t"), F.col(f"s.{key}") == F.col(f"t.{key}"), "left")
+                .filter(F.col(f"t.{key}").isNull() | F.expr(update_condition))
+                .select("s.*")
+            )
+        changes = changes.cache()
+        try:
+            if not changes.count():
+                return {"inserted": 0, "updated": 0}
+            counts = self.merge(name, changes, [key], update_condition=update_condition)
+            return {"inserted": int(counts["inserted"]), "updated": int(counts["updated"])}
+        finally:
+            changes.unpersist()
 
     def table_properties(self, name: str) -> dict[str, str]:
         """The table's Delta properties (``{"delta.enableChangeDataFeed": "true", ...}``).
