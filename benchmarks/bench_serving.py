@@ -4,9 +4,10 @@ Needs the demo lakehouse (``make demo``: silver, a promoted ``@champion``). Star
 PostgreSQL server, publishes silver up to the day before ``--start`` into the online store schema
 ``<schema>_bench`` (dropped first), and starts the endpoint as a separate process
 (:class:`fraud_mlops.serving.server.ServerProcess`: the app and uvicorn settings of ``fraud-mlops
-serve``, on a free port of 127.0.0.1), so that the load generator does not share its interpreter. The requests are the real transactions of the landing
-files from ``--start`` on, sent in time order, each id once (a repeat would be answered from the
-store). Phases, each taking the next transactions:
+serve``, on a free port of 127.0.0.1), so that the load generator does not share its interpreter.
+The requests are the real transactions of the landing files from ``--start`` on, sent in time
+order, each id once (a repeat would be answered from the store). Phases, each taking the next
+transactions:
 
 1. warm-up (``--warmup`` requests, one at a time, not counted);
 2. sequential: one client, one request at a time (``--sequential``) -> latency p50/p99;
@@ -25,7 +26,8 @@ on a one-row pandas DataFrame of FEATURE_COLUMNS (``python_model.predict``, ``re
 one XGBoost thread as served and with XGBoost's default threads). Then the whole
 ``TransactionScorer.score`` in process (lock, lookup, features, model, record, commit; no HTTP).
 Prints each stage and the end-to-end latency with the ratio end-to-end / floor, the CPU time per
-request of the service process, and a PASS/FAIL line against the goal: p99 <= 20 ms at 200
+request of the service, PostgreSQL and the load generator, the open loop's p99 per 5 s window,
+the load average (other processes on the machine show up in the tail), and a PASS/FAIL line against the goal: p99 <= 20 ms at 200
 requests/s sustained for 60 s, no errors (exit status 1 on FAIL).
 
     .venv/bin/python benchmarks/bench_serving.py [--rate 200] [--seconds 60] [--json FILE]
@@ -43,7 +45,7 @@ import json
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,8 @@ HOST = "127.0.0.1"
 GOAL_P99_MS = 20.0
 GOAL_RATE = 200.0
 GOAL_SECONDS = 60.0
+#: Open loop: latency p99 is also reported per window of this many seconds (bursts of other load show).
+WINDOW_S = 5.0
 _FIELDS = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT"]
 
 
@@ -94,6 +98,26 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(data_dir: Path) -> float | None:
+    """CPU seconds used so far by the PostgreSQL server of ``data_dir``: its postmaster and the processes
+    it started (Linux ``/proc``; None when unreadable)."""
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    total = cpu_seconds(postmaster)
+    if total is None:
+        return None
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 # ------------------------------------------------------------------------------------- the requests
@@ -169,6 +193,8 @@ async def open_loop(url: str, bodies: list[bytes], rate: float, connections: int
     statuses: Counter = Counter()
     errors: list[str] = []
     late_ms: list[float] = []
+    by_window: dict[int, list[float]] = defaultdict(list)
+    t0 = time.perf_counter() + 0.05
 
     async def one(session, body: bytes, scheduled: float) -> None:
         try:
@@ -176,13 +202,13 @@ async def open_loop(url: str, bodies: list[bytes], rate: float, connections: int
         except Exception as exc:  # noqa: BLE001 (timeouts, resets: counted, reported)
             status, data = type(exc).__name__, b""
         latencies.append((time.perf_counter() - scheduled) * 1000)
+        by_window[int((scheduled - t0) // WINDOW_S)].append(latencies[-1])
         statuses[status] += 1
         if status != 200 and len(errors) < 5:
             errors.append(f"{status}: {data[:200]!r}")
 
     async with _session(connections, request_timeout) as session:
         tasks = []
-        t0 = time.perf_counter() + 0.05
         for i, body in enumerate(bodies):
             scheduled = t0 + i / rate
             delay = scheduled - time.perf_counter()
@@ -198,7 +224,9 @@ async def open_loop(url: str, bodies: list[bytes], rate: float, connections: int
             "statuses": {str(k): v for k, v in statuses.items()}, "error_samples": errors,
             "target_rate": rate, "send_seconds": sent_s, "sent_rate": len(bodies) / sent_s,
             "answered_rate": ok / total_s, "send_lag_p99_ms": percentile(late_ms, 0.99),
-            "send_lag_max_ms": max(late_ms) if late_ms else None}
+            "send_lag_max_ms": max(late_ms) if late_ms else None,
+            "p99_ms_by_window": [percentile(by_window[w], 0.99) for w in sorted(by_window)],
+            "window_seconds": WINDOW_S}
 
 
 async def closed_loop(url: str, source: Requests, clients: int, seconds: float) -> dict[str, Any]:
@@ -389,12 +417,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   f"p99 {_fmt(result['sequential']['p99_ms'])} ms", flush=True)
             result["load_average_1min_before_open_loop"] = os.getloadavg()[0]
             service_cpu, own_cpu = cpu_seconds(pid), time.process_time()
+            pg_cpu = postgres_cpu_seconds(server.data_dir)
             result["open_loop"] = asyncio.run(open_loop(service.url, source.take(int(args.rate * args.seconds)),
                                                         args.rate))
             n = result["open_loop"]["requests"]
             if service_cpu is not None:
                 result["open_loop"]["service_cpu_ms_per_request"] = (cpu_seconds(pid) - service_cpu) * 1000 / n
             result["open_loop"]["client_cpu_ms_per_request"] = (time.process_time() - own_cpu) * 1000 / n
+            if pg_cpu is not None:
+                result["open_loop"]["postgres_cpu_ms_per_request"] = (
+                    (postgres_cpu_seconds(server.data_dir) or pg_cpu) - pg_cpu) * 1000 / n
+            result["load_average_1min_after_open_loop"] = os.getloadavg()[0]
             ol = result["open_loop"]
             print(f"open loop: {ol['sent_rate']:.1f}/s sent, p50 {_fmt(ol['p50_ms'])} ms, p99 {_fmt(ol['p99_ms'])} ms, "
                   f"max {_fmt(ol['max_ms'])} ms, errors {ol['errors']}", flush=True)
@@ -426,7 +459,8 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> bool:
     print(f"model {result['model']}; requests of {result['start']} on; store published "
           f"{result['published']['window'][0]}..{result['published']['window'][1]}; {result['cpus']} CPUs, load average "
           f"{result['load_average_1min_at_start']:.1f} at start, {result['load_average_1min_before_open_loop']:.1f} "
-          "before the open loop (other processes on the machine skew the figures)")
+          f"before the open loop, {result['load_average_1min_after_open_loop']:.1f} after it (other processes on the "
+          "machine skew the figures)")
     print(f"{'stage':<62} {'p50 ms':>8} {'p99 ms':>8}")
     for name, s in stages:
         print(f"{'  ' + name:<62} {_fmt(s['p50_ms'], 3):>8} {_fmt(s['p99_ms'], 3):>8}")
@@ -447,9 +481,13 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> bool:
           f"sent at {ol['sent_rate']:.1f}/s (send lag p99 {_fmt(ol['send_lag_p99_ms'])} ms), "
           f"answered {ol['answered_rate']:.1f}/s; latency p50 {_fmt(ol['p50_ms'])}, p95 {_fmt(ol['p95_ms'])}, "
           f"p99 {_fmt(ol['p99_ms'])}, max {_fmt(ol['max_ms'])} ms; errors {ol['errors']} {ol['statuses']}")
+    windows = [w for w in ol["p99_ms_by_window"] if w is not None]
+    if windows:
+        print(f"open loop p99 per {ol['window_seconds']:g} s window: " + ", ".join(f"{w:.0f}" for w in windows) + " ms")
     if ol.get("service_cpu_ms_per_request") is not None:
         print(f"CPU per request during the open loop: service process {ol['service_cpu_ms_per_request']:.2f} ms, "
-              f"load generator {ol['client_cpu_ms_per_request']:.2f} ms (PostgreSQL not counted)")
+              f"PostgreSQL {_fmt(ol.get('postgres_cpu_ms_per_request'))} ms, load generator "
+              f"{ol['client_cpu_ms_per_request']:.2f} ms")
     for sample in ol["error_samples"]:
         print(f"  error: {sample}")
     if "closed_loop" in result:
