@@ -75,9 +75,10 @@ def test_cli_jobs_and_validate(capsys):
         capsys.readouterr().out)
     assert "0 0 2 * * ? UTC (PAUSED)" in out
     assert cli.main(["jobs", "--bundle-root", str(REPO_ROOT), "--json"]) == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"ingestion", "training", "batch_scoring", "monitoring"}
+    assert set(json.loads(capsys.readouterr().out)) == {"ingestion", "training", "batch_scoring", "monitoring",
+                                                        "online_features"}
     assert cli.main(["validate", "--bundle-root", str(REPO_ROOT), "--target", "staging"]) == 0
-    assert "target staging: OK (4 jobs" in capsys.readouterr().out
+    assert "target staging: OK (5 jobs" in capsys.readouterr().out
 
 
 def test_cli_demo_calls_demo_main_lazily(monkeypatch):
