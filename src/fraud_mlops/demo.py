@@ -190,7 +190,8 @@ def _table_counts(catalog: str, schema: str) -> dict[str, int]:
 
     lakehouse = Lakehouse(get_spark(), LakehouseConfig.from_env(catalog, schema))
     names = [C.BRONZE_INGESTION_LOG, C.BRONZE_TRANSACTIONS, C.SILVER_TRANSACTIONS, C.SILVER_QUARANTINE,
-             C.SILVER_PROCESSED_FILES, C.GOLD_FEATURES, C.GOLD_DAILY_SUMMARY, C.PREDICTIONS, C.MONITORING_METRICS]
+             C.SILVER_PROCESSED_FILES, C.GOLD_FEATURES, C.GOLD_DAILY_SUMMARY, C.PREDICTIONS, C.MONITORING_METRICS,
+             C.INFERENCE_LOG]
     return {lakehouse.ref(n).full_name: lakehouse.count(n) for n in names}
 
 

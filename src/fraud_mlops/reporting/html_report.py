@@ -30,7 +30,7 @@ from fraud_mlops.reporting import data as D
 REPORT_TABLES: tuple[str, ...] = (
     C.BRONZE_INGESTION_LOG, C.BRONZE_TRANSACTIONS, C.SILVER_TRANSACTIONS, C.SILVER_QUARANTINE,
     C.SILVER_PROCESSED_FILES, C.GOLD_FEATURES, C.GOLD_DAILY_SUMMARY, C.PREDICTIONS, C.PREDICTIONS_SHADOW,
-    C.MONITORING_METRICS,
+    C.MONITORING_METRICS, C.INFERENCE_LOG,
 )
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
