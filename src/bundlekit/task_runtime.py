@@ -54,7 +54,8 @@ def fault_point(*names: str) -> None:
     (also ``before:<job>.<task>`` / ``after:<job>.<task>``) around every task;
     ``after_write:<table>`` after each Delta commit of ``fraud_mlops.platform.lakehouse.Lakehouse``;
     ``promote:after_tags`` and ``promote:after_champion_alias`` inside
-    ``fraud_mlops.lifecycle.gate.promote_challenger``.
+    ``fraud_mlops.lifecycle.gate.promote_challenger``; ``publish:inside_day`` and ``publish:after_day``
+    in the online store's publish step (``fraud_mlops.online``).
     """
     wanted = os.environ.get(FAULT_ENV)
     if not wanted:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
+from bundlekit.task_runtime import fault_point
 from fraud_mlops.online.store import (
     OnlineStore,
     OnlineStoreLocation,
@@ -93,6 +94,7 @@ def publish_online_store(
                 rows_total += result["customer_rows"]
                 replaced += result["endpoint_rows_replaced"]
                 log.info("published %s: %d transactions", day, result["customer_rows"])
+                fault_point("publish:after_day")  # crash tests: this day committed, the next not begun
         pruned = store.prune(conn, min(first, keep_from)) if publish_end is None else {}
         table_counts = store.counts(conn)
     return {"window": [first.isoformat(), last.isoformat()], "days_published": [d.isoformat() for d in days],

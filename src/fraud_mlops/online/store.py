@@ -48,6 +48,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from bundlekit.task_runtime import fault_point
 from fraud_mlops.online.features import CustomerTransaction, TerminalTransaction
 from fraud_mlops.online.postgres import ONLINE_STORE_ENV
 from fraud_mlops.platform.config import uses_workspace
@@ -304,6 +305,7 @@ class OnlineStore:
                     for tx_id, _, seconds, terminal, _, fraud in rows:
                         if terminal is not None:
                             copy.write_row((terminal, seconds, tx_id, fraud))
+            fault_point("publish:inside_day")  # crash tests: the day's rows copied, its checkpoint not
             conn.execute(self._sql("INSERT INTO {s}.published_days (tx_date, n_transactions) VALUES (%s, %s)"
                                    " ON CONFLICT (tx_date) DO UPDATE SET n_transactions = EXCLUDED.n_transactions,"
                                    " published_at = now()"), (day, len(rows)))
