@@ -52,6 +52,7 @@ __all__ = [
     "TimeFeatures",
     "customer_reach_seconds",
     "defined_columns",
+    "lookback_days",
     "terminal_reach_days",
 ]
 
@@ -244,6 +245,15 @@ def terminal_reach_days(definitions: tuple[FeatureDefinition, ...] = FEATURE_DEF
     """The longest terminal window in days (30 by default); the terminal features of a transaction
     read ``(t - D - this, t - D]``."""
     return max(getattr(d, "terminal_reach_days", 0) for d in definitions)
+
+
+def lookback_days(label_delay_days: int, definitions: tuple[FeatureDefinition, ...] = FEATURE_DEFINITIONS) -> int:
+    """Days of history the features of a transaction read, for the label delay D (days, >= 0): the
+    longer of ``D +`` :func:`terminal_reach_days` and :func:`customer_reach_seconds` in whole days
+    (37 for the default definitions, whatever D <= 7). Checked and documented for the Spark engine by
+    :func:`fraud_mlops.medallion.features.lookback_days`; the online store keeps this much history."""
+    customer_days = math.ceil(customer_reach_seconds(definitions) / SECONDS_PER_DAY)
+    return max(label_delay_days + terminal_reach_days(definitions), customer_days)
 
 
 def _check() -> None:

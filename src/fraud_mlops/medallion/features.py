@@ -70,6 +70,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from fraud_mlops.medallion import feature_definitions
 from fraud_mlops.medallion.feature_definitions import (
     FEATURE_DEFINITIONS,
     SECONDS_PER_DAY,
@@ -285,8 +286,7 @@ def lookback_days(label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS) -> int:
     Raises:
         ValueError: when ``label_delay_days`` is not a non-negative integer.
     """
-    delay = _non_negative_int(label_delay_days, "label_delay_days")
-    return max(delay + TERMINAL_REACH_DAYS, CUSTOMER_REACH_DAYS)
+    return feature_definitions.lookback_days(_non_negative_int(label_delay_days, "label_delay_days"))
 
 
 def history_start(first_day: dt.date, label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS) -> dt.date:

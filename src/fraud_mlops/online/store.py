@@ -75,14 +75,9 @@ def retention_days(label_delay_days: int = 7) -> int:
     """Days of transactions the store keeps before the newest published day: the features' look-back
     (:func:`fraud_mlops.medallion.features.lookback_days`, 37 days) plus one day of margin for
     requests of the day after the newest published one."""
-    from fraud_mlops.medallion.feature_definitions import (
-        SECONDS_PER_DAY,
-        customer_reach_seconds,
-        terminal_reach_days,
-    )
+    from fraud_mlops.medallion.feature_definitions import lookback_days
 
-    customer = -(-customer_reach_seconds() // SECONDS_PER_DAY)
-    return max(customer, label_delay_days + terminal_reach_days()) + 1
+    return lookback_days(label_delay_days) + 1
 
 
 def _identifier(value: str, what: str) -> str:
