@@ -68,7 +68,8 @@ def test_in_an_app_the_store_is_the_database_resource_with_a_lakebase_credential
     assert "user=6f3c1a4e-0000-4000-8000-000000000001" in location.conninfo and "password" not in location.conninfo
     seen = {}
     monkeypatch.setattr(store_module, "_lakebase_token", lambda instance: f"token-for-{instance}")
-    monkeypatch.setattr(store_module.psycopg, "connect", lambda conninfo, **kw: seen.update(conninfo=conninfo, **kw))
+    monkeypatch.setattr(store_module.psycopg.Connection, "connect",
+                        classmethod(lambda cls, conninfo="", **kw: seen.update(conninfo=conninfo, **kw)))
     location.connect()
     assert (seen["password"], seen["sslmode"], seen["dbname"]) == ("token-for-fraud-online-prod", "require",
                                                                    "fraud_app_tests")

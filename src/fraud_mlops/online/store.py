@@ -138,14 +138,27 @@ class OnlineStoreLocation:
         Raises:
             OnlineStoreUnavailableError: the server cannot be reached or refuses the connection.
         """
-        extra: dict[str, Any] = {"dbname": self.database, "connect_timeout": 5}
-        if self.lakebase_instance:
-            extra["password"] = _lakebase_token(self.lakebase_instance)
-            extra["sslmode"] = "require"
         try:
-            return psycopg.connect(self.conninfo, **extra, **kwargs)
+            return self._connection_class().connect(self.conninfo, **self._connect_kwargs(), **kwargs)
         except psycopg.OperationalError as exc:
             raise OnlineStoreUnavailableError(f"the online store is unavailable: {exc}".strip()) from exc
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {"dbname": self.database, "connect_timeout": 5}
+
+    def _connection_class(self) -> type[psycopg.Connection]:
+        """``psycopg.Connection``, or on Lakebase a subclass whose every new connection logs in with a
+        fresh OAuth token over TLS (tokens last an hour)."""
+        if not self.lakebase_instance:
+            return psycopg.Connection
+        instance = self.lakebase_instance
+
+        class _LakebaseConnection(psycopg.Connection):
+            @classmethod
+            def connect(cls, conninfo: str = "", **kw: Any):  # type: ignore[override]
+                return super().connect(conninfo, **{**kw, "password": _lakebase_token(instance), "sslmode": "require"})
+
+        return _LakebaseConnection
 
     def pool(self, min_size: int = 2, max_size: int = 8, timeout: float = 2.0) -> ConnectionPool:
         """A pool of connections to the store's database (opened; close it when done).
@@ -157,24 +170,11 @@ class OnlineStoreLocation:
             min_size, max_size: connections kept open / at most.
             timeout: seconds a request waits for a connection before ``PoolTimeout``.
         """
-        kwargs: dict[str, Any] = {"dbname": self.database, "connect_timeout": 5}
-        connection_class: type[psycopg.Connection] = psycopg.Connection
-        if self.lakebase_instance:
-            instance = self.lakebase_instance
-
-            class _LakebaseConnection(psycopg.Connection):
-                @classmethod
-                def connect(cls, conninfo: str = "", **kw: Any):  # type: ignore[override]
-                    return super().connect(conninfo, **{**kw, "password": _lakebase_token(instance),
-                                                        "sslmode": "require"})
-
-            connection_class = _LakebaseConnection
-            max_lifetime = 45 * 60.0  # tokens last an hour
-        else:
-            max_lifetime = 3600.0
-        return ConnectionPool(self.conninfo, kwargs=kwargs, min_size=min_size, max_size=max_size, timeout=timeout,
-                              connection_class=connection_class, check=ConnectionPool.check_connection,
-                              max_lifetime=max_lifetime, open=True, name=f"online-store-{self.database}")
+        max_lifetime = 45 * 60.0 if self.lakebase_instance else 3600.0  # Lakebase tokens last an hour
+        return ConnectionPool(self.conninfo, kwargs=self._connect_kwargs(), min_size=min_size, max_size=max_size,
+                              timeout=timeout, connection_class=self._connection_class(),
+                              check=ConnectionPool.check_connection, max_lifetime=max_lifetime, open=True,
+                              name=f"online-store-{self.database}")
 
     def ensure_database(self) -> None:
         """Create the database when it is missing (locally; on Lakebase the bundle declares it)."""
